@@ -1,0 +1,122 @@
+"""The ``kommandant`` command line. Heavy imports happen inside commands so ``--help`` stays instant."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from assistant.config import Settings
+from assistant.console import console, fail, run, setup_logging
+
+app = typer.Typer(
+    name="kommandant",
+    help="Kommandant: a chat-first assistant with voice. Start it with `kommandant up`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="The database: migrations and status.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    setup_logging(settings.log_level)
+    return settings
+
+
+@app.command()
+def up(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: KOMMANDANT_HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: KOMMANDANT_PORT or 8000).")] = None,
+) -> None:
+    """Start the web chat with every agent in this process (embedded default). Ctrl-C stops it."""
+    settings = _settings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    from assistant.web import serve
+
+    serve(settings)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply database migrations (they also run automatically on start)."""
+    settings = _settings()
+
+    async def go() -> str | None:
+        from storage import Database
+        from storage.migrate import current_revision, upgrade
+
+        async with Database.from_settings(settings, migrate=False) as db:
+            await upgrade(db.engine, revision)
+            return await current_revision(db.engine)
+
+    console.print(f"Database is at revision [bold]{run(go())}[/].")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision ('base' empties it).")]) -> None:
+    """Revert migrations down to a revision. 'base' drops every Kommandant table."""
+    settings = _settings()
+
+    async def go() -> str | None:
+        from storage import Database
+        from storage.migrate import current_revision, downgrade
+
+        async with Database.from_settings(settings, migrate=False) as db:
+            await downgrade(db.engine, revision)
+            return await current_revision(db.engine)
+
+    console.print(f"Database is at revision [bold]{run(go()) or 'base (empty)'}[/].")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Show the schema revision the database is at and the one this code expects."""
+    settings = _settings()
+
+    async def go() -> str | None:
+        from storage import Database
+        from storage.migrate import current_revision
+
+        async with Database.from_settings(settings, migrate=False) as db:
+            return await current_revision(db.engine)
+
+    from storage.migrate import head_revision
+
+    console.print(f"Database revision: [bold]{run(go()) or 'empty'}[/]; this code expects [bold]{head_revision()}[/].")
+
+
+@app.command()
+def doctor() -> None:
+    """Check the database, pgvector, the broker, speech and embedding engines and the LLM."""
+    settings = _settings()
+    from rich.markup import escape
+    from rich.table import Table
+
+    from assistant.doctor import run_checks
+
+    checks = run(run_checks(settings))
+    colors = {"ok": "green", "warn": "yellow", "fail": "red", "off": "dim"}
+    table = Table("check", "status", "detail", "how to fix", show_lines=False)
+    for check in checks:
+        table.add_row(escape(check.name), f"[{colors[check.status]}]{check.status}[/]", escape(check.detail),
+                      escape(check.fix))
+    console.print(table)
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Entry point of the ``kommandant`` console script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+__all__ = ["app", "fail", "main"]

@@ -1,0 +1,53 @@
+"""Helpers shared by CLI commands: one event loop per command, errors as one clear sentence."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+T = TypeVar("T")
+
+console = Console()
+err_console = Console(stderr=True)
+log = logging.getLogger("kommandant")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one red sentence and exit with ``code``; the traceback goes to the debug log only."""
+    err_console.print(f"[bold red]Error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; our own errors become a sentence, Ctrl-C a quiet exit."""
+    from storage.errors import StorageError
+
+    try:
+        return asyncio.run(coro)
+    except StorageError as err:
+        log.debug("storage error", exc_info=True)
+        fail(str(err))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def setup_logging(level: str) -> None:
+    """Plain logging to stderr at the configured level (rich tracebacks only in DEBUG)."""
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=level,
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=level == "DEBUG")],
+        force=True,
+    )
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    for noisy in ("aiormq", "aio_pika", "httpx", "engineio", "socketio", "watchfiles", "pgserver", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -1,0 +1,145 @@
+"""The database lifecycle: resolve the URL, start the embedded server if needed, check, migrate."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from storage.embedded import embedded_url, start_embedded
+from storage.errors import DatabaseUnavailableError, PgvectorMissingError
+from storage.migrate import upgrade
+
+CONNECT_TIMEOUT = 10.0
+
+
+def to_async_url(url: str) -> str:
+    """Accept ``postgres://``, ``postgresql://`` or ``postgresql+asyncpg://`` and return the asyncpg form."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
+class Database:
+    """Owns the engine and session factory; ``async with Database(...) as db`` starts and stops it."""
+
+    def __init__(self, url: str | None = None, *, data_dir: Path | None = None, migrate: bool = True,
+                 pool_size: int = 10) -> None:
+        if url is None and data_dir is None:
+            raise ValueError("give a database URL or a data folder for the embedded server")
+        self._url = to_async_url(url) if url else None
+        self._data_dir = data_dir
+        self._migrate = migrate
+        self._pool_size = pool_size
+        self._server: Any = None
+        self._engine: AsyncEngine | None = None
+        self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, migrate: bool = True) -> Database:
+        """Build from ``Settings``: ``database_url`` if set, else the embedded server in ``data_dir``."""
+        url = settings.database_url.get_secret_value() if settings.database_url else None
+        return cls(url, data_dir=settings.embedded_db_dir, migrate=migrate)
+
+    @property
+    def embedded(self) -> bool:
+        return self._url is None
+
+    @property
+    def url(self) -> str:
+        """The URL in use (password included: never log it, use ``redact``)."""
+        if self._engine is None:
+            raise RuntimeError("the database is not started")
+        return self._engine.url.render_as_string(hide_password=False)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("the database is not started")
+        return self._engine
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        if self._sessionmaker is None:
+            raise RuntimeError("the database is not started")
+        return self._sessionmaker
+
+    async def start(self) -> None:
+        """Start the embedded server if needed, connect, check pgvector and run migrations."""
+        url = self._url
+        if url is None:
+            assert self._data_dir is not None
+            self._server = await start_embedded(self._data_dir)
+            url = embedded_url(self._server)
+        try:
+            engine = create_async_engine(
+                url, pool_size=self._pool_size, max_overflow=self._pool_size, pool_pre_ping=True,
+                connect_args={"timeout": CONNECT_TIMEOUT},
+            )
+        except Exception as err:
+            raise DatabaseUnavailableError(
+                f"The database URL {redact(url)} is not valid ({err}). Expected postgresql://user:pass@host:port/db."
+            ) from err
+        try:
+            await _check(engine, url)
+            if self._migrate:
+                await upgrade(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        self._engine = engine
+        self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def close(self) -> None:
+        """Dispose the pool. The embedded server stops when the last process using it exits."""
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+            self._sessionmaker = None
+
+    async def __aenter__(self) -> Database:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+
+async def _check(engine: AsyncEngine, url: str) -> None:
+    """Reach the server and make sure pgvector is there; translate failures into clear sentences."""
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT + 2), engine.connect() as conn:
+            available = await conn.scalar(
+                text("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
+            )
+            if not available:
+                raise PgvectorMissingError(
+                    f"The database at {redact(url)} has no pgvector extension. Install pgvector on that "
+                    "server (e.g. the pgvector/pgvector Docker image), or unset KOMMANDANT_DATABASE_URL "
+                    "to use the embedded PostgreSQL."
+                )
+            await conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+            await conn.commit()
+    except PgvectorMissingError:
+        raise
+    except Exception as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DatabaseUnavailableError(
+            f"Cannot reach the database at {redact(url)}: {reason}. Check KOMMANDANT_DATABASE_URL "
+            "and that the server is running, or unset it to use the embedded PostgreSQL."
+        ) from err

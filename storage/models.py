@@ -1,0 +1,328 @@
+"""SQLAlchemy ORM tables. Rows never leave ``storage/``: repositories map them to pydantic models."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Computed,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text as sql_text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+EMBEDDING_DIM = 384
+"""Dimension of the default embedding model (all-MiniLM-L6-v2); ``reembed`` changes it."""
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSONB, list[Any]: JSONB}
+
+
+def _uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class TaskContext(Base):
+    """One conversation task: what a user asked, on which channel and thread."""
+
+    __tablename__ = "task_contexts"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    user_id: Mapped[str] = mapped_column(String(200), index=True)
+    channel: Mapped[str] = mapped_column(String(50))
+    thread_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    request: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class WorkflowStep(Base):
+    """One step of a task: an intent, a tool call, an approval wait."""
+
+    __tablename__ = "workflow_steps"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("task_contexts.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(30))
+    tool: Mapped[str | None] = mapped_column(String(100))
+    agent: Mapped[str | None] = mapped_column(String(100))
+    arguments: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = _created()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (UniqueConstraint("task_id", "seq"),)
+
+
+class Memory(Base):
+    """Agent memory: episodic turns, semantic facts, procedural know-how."""
+
+    __tablename__ = "memories"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    user_id: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # episodic | semantic | procedural
+    subject: Mapped[str | None] = mapped_column(String(500))
+    content: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    importance: Mapped[float] = mapped_column(Float, default=0.5)
+    access_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_accessed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    superseded_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("memories.id", ondelete="SET NULL"))
+    forgotten_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    embedding: Mapped[list[float] | None] = mapped_column(Vector(EMBEDDING_DIM))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = _created()
+    tsv = mapped_column(TSVECTOR, Computed("to_tsvector('english', content)", persisted=True))
+    __table_args__ = (
+        Index("ix_memories_user_kind_subject", "user_id", "kind", "subject"),
+        Index("ix_memories_tsv", "tsv", postgresql_using="gin"),
+        Index(
+            "ix_memories_embedding",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+    )
+
+
+class KnowledgeEntry(Base):
+    """A document in the knowledge base."""
+
+    __tablename__ = "knowledge_entries"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    title: Mapped[str] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(String(2000))
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    mime_type: Mapped[str | None] = mapped_column(String(100))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = _created()
+
+
+class KnowledgeChunk(Base):
+    """A passage of a knowledge entry, with its embedding and full-text vector."""
+
+    __tablename__ = "knowledge_chunks"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    entry_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("knowledge_entries.id", ondelete="CASCADE"), index=True
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text)
+    embedding: Mapped[list[float] | None] = mapped_column(Vector(EMBEDDING_DIM))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # page, section
+    tsv = mapped_column(TSVECTOR, Computed("to_tsvector('english', content)", persisted=True))
+    __table_args__ = (
+        UniqueConstraint("entry_id", "seq"),
+        Index("ix_knowledge_chunks_tsv", "tsv", postgresql_using="gin"),
+        Index(
+            "ix_knowledge_chunks_embedding",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+    )
+
+
+class AuditRow(Base):
+    """Append-only audit trail; each row hashes its content and its predecessor's hash."""
+
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    actor: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str | None] = mapped_column(String(50))
+    thread_id: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(50), index=True)
+    tool: Mapped[str | None] = mapped_column(String(100))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHead(Base):
+    """The newest audit row's sequence and hash, so deleting the tail shows too."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Approval(Base):
+    """A dangerous tool call waiting for, or decided by, a person."""
+
+    __tablename__ = "approvals"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tool: Mapped[str] = mapped_column(String(100))
+    arguments: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(50))
+    thread_id: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Agent(Base):
+    """A kind of agent and the tools it serves."""
+
+    __tablename__ = "agents"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    tools: Mapped[list[Any]] = mapped_column(default=list)
+    updated_at: Mapped[datetime] = _created()
+
+
+class AgentInstance(Base):
+    """One running replica of an agent, alive while its heartbeats are fresh."""
+
+    __tablename__ = "agent_instances"
+    instance_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    agent: Mapped[str] = mapped_column(ForeignKey("agents.name", ondelete="CASCADE"), index=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    started_at: Mapped[datetime] = _created()
+    last_heartbeat_at: Mapped[datetime] = _created()
+
+
+class Bot(Base):
+    """A registered script that the bot executor runs as a supervised subprocess."""
+
+    __tablename__ = "bots"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    command: Mapped[list[Any]] = mapped_column(default=list)
+    cwd: Mapped[str | None] = mapped_column(String(2000))
+    env: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    cpu_seconds_limit: Mapped[int | None] = mapped_column(Integer)
+    memory_mb_limit: Mapped[int | None] = mapped_column(Integer)
+    restart_policy: Mapped[str] = mapped_column(String(20), default="on-failure")
+    max_restarts: Mapped[int] = mapped_column(Integer, default=3)
+    desired_state: Mapped[str] = mapped_column(String(20), default="stopped")
+    created_at: Mapped[datetime] = _created()
+
+
+class BotRun(Base):
+    """One run of a bot: its process, exit and log."""
+
+    __tablename__ = "bot_runs"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    bot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"), index=True)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="starting")
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    log_path: Mapped[str | None] = mapped_column(String(2000))
+    started_at: Mapped[datetime] = _created()
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Schedule(Base):
+    """A job that runs a command on a cron, an interval or once."""
+
+    __tablename__ = "schedules"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    target: Mapped[str] = mapped_column(Text)
+    cron: Mapped[str | None] = mapped_column(String(100))
+    every_seconds: Mapped[int | None] = mapped_column(Integer)
+    run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    owner: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(50), default="cli")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created()
+
+
+class ScheduledRun(Base):
+    """One execution of a schedule."""
+
+    __tablename__ = "scheduled_runs"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    schedule_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"), index=True)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = _created()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Reminder(Base):
+    """A reminder that fires as an event to the user's channel when due."""
+
+    __tablename__ = "reminders"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    user_id: Mapped[str] = mapped_column(String(200), index=True)
+    channel: Mapped[str] = mapped_column(String(50))
+    thread_id: Mapped[str | None] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    fired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (
+        Index("ix_reminders_due_pending", "due_at", postgresql_where=sql_text("status = 'pending'")),
+    )
+
+
+class ConnectorState(Base):
+    """Cursor and settings of an outside-platform connector (Slack, Notion, webhooks)."""
+
+    __tablename__ = "connector_state"
+    connector: Mapped[str] = mapped_column(String(50), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class ToolResultRow(Base):
+    """Results of tool calls by idempotency key, so a redelivered call never acts twice."""
+
+    __tablename__ = "tool_results"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tool: Mapped[str] = mapped_column(String(100))
+    result: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = _created()
+
+
+class SystemMeta(Base):
+    """Facts about this installation, e.g. the embedding model and its dimension."""
+
+    __tablename__ = "system_meta"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,91 @@
+"""Shared fixtures: one embedded PostgreSQL for the whole run, a clean database per test, RabbitMQ."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+
+from assistant.config import Settings
+from storage import Database
+from storage.models import Base
+
+AMQP_URL = os.environ.get("KOMMANDANT_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+ON_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require_service(what: str, reason: str) -> None:
+    """Skip with a clear reason on a laptop; fail under CI=true, where every service must be there."""
+    message = f"{what} is not available: {reason}"
+    if ON_CI:
+        pytest.fail(f"{message} (CI=true: a missing service is a failure)")
+    pytest.skip(message)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Database]:
+    """One embedded PostgreSQL 16 + pgvector for the run, migrated to head."""
+    data_dir = tmp_path_factory.mktemp("pg") / "pgdata"
+    async with Database(data_dir=data_dir) as db:
+        yield db
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def db(database: Database) -> Database:
+    """The session database, emptied before the test."""
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    async with database.engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    return database
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def make_database_url(database: Database) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    """Factory of brand-new empty databases on the session server (for migration tests)."""
+    created: list[str] = []
+
+    async def make() -> str:
+        name = f"t_{uuid.uuid4().hex[:10]}"
+        async with database.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        url = database.engine.url.set(database=name)
+        return url.render_as_string(hide_password=False)
+
+    yield make
+    async with database.engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        for name in created:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def settings(db: Database, tmp_path: Path) -> Settings:
+    """Settings for a test: the test database, a private data folder, the in-process bus."""
+    return Settings(_env_file=None, data_dir=tmp_path / "data", database_url=db.url, amqp_url=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """The RabbitMQ broker; skips off CI when it is unreachable, fails under CI=true."""
+    parsed = urlparse(AMQP_URL)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 5672), timeout=2):
+            pass
+    except OSError as err:
+        require_service("RabbitMQ", f"nothing answers at {parsed.hostname}:{parsed.port or 5672} ({err})")
+    return AMQP_URL
+
+
+@pytest.fixture
+def bus_prefix() -> str:
+    """A unique exchange/queue prefix, so concurrent test runs on one broker never meet."""
+    return f"ktest{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,52 @@
+"""The catalog: explicit registration, duplicate detection, lookup by name and by agent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from tools.definition import ToolDefinition
+from tools.errors import DuplicateToolError, UnknownToolError
+
+
+class Catalog:
+    """A registry of tool definitions keyed by name."""
+
+    def __init__(self, tools: Iterable[ToolDefinition] = ()) -> None:
+        self._tools: dict[str, ToolDefinition] = {}
+        for tool in tools:
+            self.register(tool)
+
+    def register(self, tool: ToolDefinition) -> ToolDefinition:
+        """Add a tool; a second tool with the same name is an error."""
+        if tool.name in self._tools:
+            raise DuplicateToolError(f"tool {tool.name!r} is registered already")
+        self._tools[tool.name] = tool
+        return tool
+
+    def get(self, name: str) -> ToolDefinition:
+        """The tool with this name, or ``UnknownToolError``."""
+        try:
+            return self._tools[name]
+        except KeyError as err:
+            raise UnknownToolError(f"there is no tool called {name!r}") from err
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def __iter__(self) -> Iterator[ToolDefinition]:
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def names(self) -> list[str]:
+        """Tool names in registration order."""
+        return list(self._tools)
+
+    def agents(self) -> list[str]:
+        """Names of the agents that own at least one tool."""
+        return sorted({tool.agent for tool in self._tools.values()})
+
+    def by_agent(self, agent: str) -> list[ToolDefinition]:
+        """Tools owned by one agent."""
+        return [tool for tool in self._tools.values() if tool.agent == agent]
