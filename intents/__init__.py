@@ -1,0 +1,24 @@
+"""Intents: text -> tool calls (``IntentMatch``), by sentence templates beside the tools.
+
+Pure: no database, bus or network; the caller passes live names and conversation context in.
+"""
+
+from intents.models import ConversationContext, IntentMatch, LiveLists
+from intents.normalize import Utterance, normalize
+from intents.recognizer import MIN_CONFIDENCE, Recognizer
+from intents.templates import load_templates
+from intents.timeparse import parse_duration, parse_moment, parse_recurrence
+
+__all__ = [
+    "MIN_CONFIDENCE",
+    "ConversationContext",
+    "IntentMatch",
+    "LiveLists",
+    "Recognizer",
+    "Utterance",
+    "load_templates",
+    "normalize",
+    "parse_duration",
+    "parse_moment",
+    "parse_recurrence",
+]

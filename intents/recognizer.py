@@ -1,0 +1,392 @@
+"""The recognizer: utterance -> ordered tool calls, by sentence templates (hassil) and typed slots."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hassil import Intents, RecognizeResult, SlotList, TextSlotList, recognize_all
+from hassil.expression import ListReference, Sentence
+
+from intents.models import ConversationContext, IntentMatch, LiveLists
+from intents.normalize import Utterance, normalize
+from intents.slots import KNOWN, Built, SlotInput, build_arguments
+from intents.templates import LIVE_LISTS, examples_of, load_templates, with_live_list_placeholders
+from tools.catalog import Catalog
+from tools.errors import InvalidArgumentsError
+
+__all__ = ["Recognizer"]
+
+MIN_CONFIDENCE = 0.75
+"""Matches below this are not returned."""
+
+_CONJUNCTIONS = (("and", "then"), ("and", "also"), ("and", "after", "that"), ("then",), ("and",), ("also",))
+_MAX_SPLITS = 5
+_MAX_RESULTS_PER_PIECE = 48
+_CACHE_SIZE = 2048
+_TRAILING_OK = re.compile(r"^(now|right now|immediately|asap|quickly|again|thanks|thank you|for me|already)$")
+_STOP_TEXT = (
+    "a an the my our me us i you to of for in on at is are be it that this what which do does show "
+    "please can could would will with and or from about"
+)
+_STOPWORDS = frozenset(_STOP_TEXT.split())
+
+
+@dataclass(frozen=True)
+class _Piece:
+    start: int
+    end: int
+
+
+class Recognizer:
+    """Recognise commands in utterances with the sentence templates of a catalog's tools.
+
+    Build it once; ``recognize`` is pure and fast (templates are compiled in ``__init__``).
+    """
+
+    def __init__(self, catalog: Catalog, *, timezone: str = "UTC", templates: dict[str, Any] | None = None):
+        self._catalog = catalog
+        self._tz = ZoneInfo(timezone)
+        data = templates if templates is not None else load_templates()
+        self._examples = examples_of(data)
+        data = with_live_list_placeholders(data)
+        self._intents = Intents.from_dict(data)
+        self._check(self._intents)
+        self._misses: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+        self._keywords = self._tool_keywords()
+
+    # ------------------------------------------------------------------ public
+
+    def recognize(
+        self,
+        text: str,
+        *,
+        lists: LiveLists | None = None,
+        context: ConversationContext | None = None,
+        now: datetime | None = None,
+    ) -> list[IntentMatch]:
+        """The commands in ``text``, in the order said; ``[]`` when nothing confidently matches.
+
+        ``lists`` are the names known now (bots, schedules, reminders); ``context`` resolves "it" and
+        "that one"; ``now`` anchors relative times (default: the current time in the timezone).
+        Never raises on any input.
+        """
+        if not isinstance(text, str):
+            return []
+        utterance = normalize(text)
+        if not utterance.words:
+            return []
+        lists = lists or LiveLists()
+        context = context or ConversationContext()
+        key = (utterance.words, lists.key(), context.key())
+        if key in self._misses:
+            self._misses.move_to_end(key)
+            return []
+        moment = self._now(now)
+        matches = _Search(self, utterance, lists, context, moment).run()
+        if not matches:
+            self._misses[key] = None
+            if len(self._misses) > _CACHE_SIZE:
+                self._misses.popitem(last=False)
+        return matches
+
+    def clear_cache(self) -> None:
+        """Forget the remembered misses (for benchmarks, or after the templates' lists changed)."""
+        self._misses.clear()
+
+    def suggest(self, text: str, limit: int = 3) -> list[str]:
+        """Example sentences of the commands closest to ``text``, for "I didn't understand; try: …"."""
+        if limit <= 0:
+            return []
+        words = set(normalize(text).words) - _STOPWORDS if isinstance(text, str) else set()
+        ranked = sorted(
+            self._keywords,
+            key=lambda name: (-len(words & self._keywords[name]), self._order(name)),
+        )
+        suggestions: list[str] = []
+        for name in ranked:
+            examples = self._examples.get(name) or []
+            if examples and examples[0] not in suggestions:
+                suggestions.append(examples[0])
+            if len(suggestions) >= limit:
+                break
+        return suggestions
+
+    # ------------------------------------------------------------------ internals
+
+    def _now(self, now: datetime | None) -> datetime:
+        if now is None:
+            return datetime.now(self._tz)
+        if now.tzinfo is None:
+            return now.replace(tzinfo=self._tz)
+        return now.astimezone(self._tz)
+
+    def _order(self, name: str) -> int:
+        names = self._catalog.names()
+        return names.index(name) if name in names else len(names)
+
+    def _check(self, intents: Intents) -> None:
+        """Every intent is a tool of the catalog and every slot has an argument builder."""
+        for name, intent in intents.intents.items():
+            if name not in self._catalog:
+                raise ValueError(f"templates name intent {name!r}, which is not a tool in the catalog")
+            for data in intent.data:
+                for sentence in data.sentences:
+                    for slot in _slot_names(sentence, data.expansion_rules | intents.expansion_rules):
+                        if slot not in KNOWN:
+                            raise ValueError(f"intent {name!r} uses slot {slot!r}, which no builder knows")
+
+    def _tool_keywords(self) -> dict[str, frozenset[str]]:
+        keywords: dict[str, frozenset[str]] = {}
+        for tool in self._catalog:
+            words: set[str] = set(tool.name.split("_"))
+            for example in self._examples.get(tool.name, []):
+                words.update(normalize(example).words)
+            words.update(w.rstrip("s") for w in list(words))
+            keywords[tool.name] = frozenset(words - _STOPWORDS)
+        return keywords
+
+    def _slot_lists(self, lists: LiveLists) -> dict[str, SlotList]:
+        return _live_slot_lists(lists.key())
+
+    def _candidates(
+        self, text: str, lists: LiveLists, exclude: frozenset[str] = frozenset()
+    ) -> list[RecognizeResult]:
+        results: list[RecognizeResult] = []
+        seen: set[tuple[Any, ...]] = set()
+        try:
+            found = recognize_all(text, self._intents, slot_lists=self._slot_lists(lists))
+            for result in itertools.islice(found, _MAX_RESULTS_PER_PIECE):
+                if result.intent.name in exclude:
+                    continue
+                # Optional words produce the same slots many times over; build each reading once.
+                key = (
+                    result.intent.name,
+                    result.text_chunks_matched,
+                    tuple((e.name, str(e.value), e.text_span, e.is_wildcard) for e in result.entities_list),
+                )
+                if key not in seen:
+                    seen.add(key)
+                    results.append(result)
+        except (ValueError, KeyError, IndexError, RecursionError):
+            return []
+        return results
+
+    def _validate(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            model = self._catalog.get(tool).validate_arguments(arguments)
+        except InvalidArgumentsError:
+            return None
+        dumped: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
+        return dumped
+
+
+@lru_cache(maxsize=256)
+def _live_slot_lists(key: tuple[tuple[str, ...], ...]) -> dict[str, SlotList]:
+    by_field = dict(zip(("bots", "schedules", "reminders"), key, strict=True))
+    slot_lists: dict[str, SlotList] = {}
+    for list_name, field_name in LIVE_LISTS.items():
+        values = []
+        for name in by_field[field_name][:500]:
+            if not isinstance(name, str):
+                continue
+            for variant in {name, re.sub(r"[-_.]+", " ", name)}:
+                spoken = normalize(variant).text
+                if spoken and (spoken, name) not in values:
+                    values.append((spoken, name))
+        slot_lists[list_name] = TextSlotList.from_tuples(values, allow_template=False, name=list_name)
+    return slot_lists
+
+
+def _slot_names(sentence: Sentence, rules: dict[str, Sentence]) -> set[str]:
+    return _slots_in(sentence.expression, rules, 0)
+
+
+def _slots_in(expression: Any, rules: dict[str, Sentence], depth: int) -> set[str]:
+    names: set[str] = set()
+    if isinstance(expression, ListReference):
+        names.add(expression.slot_name)
+    for item in getattr(expression, "items", ()) or ():
+        names |= _slots_in(item, rules, depth)
+    rule_name = getattr(expression, "rule_name", None)
+    if rule_name and rule_name in rules and depth < 10:
+        names |= _slots_in(rules[rule_name].expression, rules, depth + 1)
+    return names
+
+
+class _Search:
+    """One recognition: find the best split of the utterance into commands."""
+
+    def __init__(
+        self,
+        recognizer: Recognizer,
+        utterance: Utterance,
+        lists: LiveLists,
+        context: ConversationContext,
+        now: datetime,
+    ) -> None:
+        self.r = recognizer
+        self.utterance = utterance
+        self.lists = lists
+        self.context = context
+        self.now = now
+        self._pieces: dict[tuple[int, int], list[RecognizeResult]] = {}
+        self._commands: dict[tuple[str, ...], bool] = {}
+
+    def run(self) -> list[IntentMatch]:
+        n = len(self.utterance)
+        whole = self._resolve([_Piece(0, n)])
+        cuts = self._cuts()
+        if whole is not None and not (whole[1] and cuts):
+            return whole[0]
+        best: list[IntentMatch] | None = None
+        for count in range(1, min(len(cuts), _MAX_SPLITS) + 1):
+            options = []
+            for chosen in itertools.combinations(cuts, count):
+                pieces = self._pieces_for(chosen)
+                if pieces is None:
+                    continue
+                resolved = self._resolve(pieces)
+                if resolved is not None:
+                    options.append(resolved[0])
+            if options:
+                best = max(options, key=lambda matches: sum(m.confidence for m in matches))
+                break
+        if whole is not None and (best is None or all(not self._closed(m) for m in best[1:])):
+            return whole[0]
+        if best is not None:
+            return best
+        return self._fuzzy()
+
+    # A "closed" match has no free text: it cannot have swallowed another command.
+    def _closed(self, match: IntentMatch) -> bool:
+        return match.tool not in {
+            "memory_remember",
+            "reminders_create",
+            "knowledge_add",
+            "schedules_create",
+        } and (not any(k in match.arguments for k in ("query", "fact", "content", "text")))
+
+    def _cuts(self) -> list[tuple[int, int]]:
+        """Places to split: (end of the left piece, start of the right piece)."""
+        words = self.utterance.words
+        cuts: list[tuple[int, int]] = []
+        index = 1
+        while index < len(words) - 1 and len(cuts) < _MAX_SPLITS + 1:
+            if index in self.utterance.breaks:
+                skip = index
+                for conjunction in _CONJUNCTIONS:
+                    if tuple(words[index : index + len(conjunction)]) == conjunction:
+                        skip = index + len(conjunction)
+                        break
+                cuts.append((index, skip))
+                index = max(skip, index + 1)
+                continue
+            for conjunction in _CONJUNCTIONS:
+                if tuple(words[index : index + len(conjunction)]) == conjunction:
+                    cuts.append((index, index + len(conjunction)))
+                    index += len(conjunction)
+                    break
+            else:
+                index += 1
+        return cuts[:_MAX_SPLITS]
+
+    def _pieces_for(self, chosen: Sequence[tuple[int, int]]) -> list[_Piece] | None:
+        pieces: list[_Piece] = []
+        start = 0
+        for end, resume in chosen:
+            if end <= start:
+                return None
+            pieces.append(_Piece(start, end))
+            start = resume
+        if start >= len(self.utterance):
+            return None
+        pieces.append(_Piece(start, len(self.utterance)))
+        return pieces
+
+    def _resolve(self, pieces: Sequence[_Piece]) -> tuple[list[IntentMatch], bool] | None:
+        """Build every piece in order (earlier pieces feed "it" in later ones); None if any fails."""
+        context = self.context.copy()
+        matches: list[IntentMatch] = []
+        free_text = False
+        for piece in pieces:
+            built = self._best(piece, context)
+            if built is None:
+                return None
+            match, used_free_text = built
+            free_text = free_text or used_free_text
+            context.observe(match)
+            matches.append(match)
+        return matches, free_text
+
+    def _best(self, piece: _Piece, context: ConversationContext) -> tuple[IntentMatch, bool] | None:
+        utterance = self.utterance.slice(piece.start, piece.end)
+        best: tuple[tuple[float, ...], IntentMatch, bool] | None = None
+        for result in self._recognize(piece, utterance):
+            slots = SlotInput(utterance, context, self.now, self._is_command)
+            built = build_arguments(result, slots)
+            if built is None:
+                continue
+            arguments = self.r._validate(result.intent.name, built.arguments)
+            if arguments is None:
+                continue
+            confidence = built.confidence
+            if built.references and context.topic not in built.references:
+                confidence -= 0.05
+            if confidence < MIN_CONFIDENCE:
+                continue
+            score = (confidence, built.free_text == 0, result.text_chunks_matched, -_wildcard_chars(result))
+            if best is None or score > best[0]:
+                text = utterance.original_text(0, len(utterance))
+                match = IntentMatch(result.intent.name, arguments, round(confidence, 3), "template", text)
+                best = (score, match, built.free_text > 0)
+        return (best[1], best[2]) if best else None
+
+    def _recognize(self, piece: _Piece, utterance: Utterance) -> list[RecognizeResult]:
+        key = (piece.start, piece.end)
+        if key not in self._pieces:
+            self._pieces[key] = self.r._candidates(utterance.text, self.lists)
+        return self._pieces[key]
+
+    def _is_command(self, words: Sequence[str]) -> bool:
+        """Whether ``words`` alone are a command other than a schedule (a schedule's target)."""
+        if not words:
+            return False
+        key = tuple(words)
+        if key not in self._commands:
+            self._commands[key] = self._find_command(words)
+        return self._commands[key]
+
+    def _find_command(self, words: Sequence[str]) -> bool:
+        sub = normalize(" ".join(words))
+        context = self.context
+        for result in self.r._candidates(sub.text, self.lists, exclude=frozenset({"schedules_create"})):
+            built: Built | None = build_arguments(result, SlotInput(sub, context, self.now, lambda _: False))
+            if built is not None and self.r._validate(result.intent.name, built.arguments) is not None:
+                return True
+        return False
+
+    def _fuzzy(self) -> list[IntentMatch]:
+        """Last resort: ignore one or two harmless trailing words ("now", "again") of a closed command."""
+        words = self.utterance.words
+        for drop in (1, 2):
+            if len(words) <= drop or not _TRAILING_OK.match(" ".join(words[-drop:])):
+                continue
+            built = self._best(_Piece(0, len(words) - drop), self.context.copy())
+            if built is not None and not built[1]:
+                match = built[0]
+                confidence = round(match.confidence * 0.9, 3)
+                if confidence >= MIN_CONFIDENCE:
+                    return [IntentMatch(match.tool, match.arguments, confidence, match.source, match.text)]
+        return []
+
+
+def _wildcard_chars(result: RecognizeResult) -> int:
+    return sum(len(entity.text or "") for entity in result.entities_list if entity.is_wildcard)

@@ -1,0 +1,47 @@
+"""Loading sentence templates: the YAML files beside the built-in tools, merged into one hassil dict."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hassil.util import merge_dict
+
+__all__ = ["LIVE_LISTS", "examples_of", "load_templates"]
+
+LIVE_LISTS = {"bot": "bots", "schedule": "schedules", "reminder_name": "reminders"}
+"""Template list name -> ``LiveLists`` field filled at match time."""
+
+
+def load_templates(folder: Path | None = None) -> dict[str, Any]:
+    """Merge every ``*.yaml`` in ``folder`` (the built-in tools' folder by default) into one dict."""
+    if folder is None:
+        from tools.builtin import TEMPLATE_DIR
+
+        folder = TEMPLATE_DIR
+    merged: dict[str, Any] = {"language": "en", "intents": {}}
+    for path in sorted(folder.glob("*.yaml")):
+        with path.open(encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+        merge_dict(merged, data)
+    return merged
+
+
+def examples_of(templates: dict[str, Any]) -> dict[str, list[str]]:
+    """Example sentences per intent (the ``examples`` key beside ``data``, ignored by hassil)."""
+    found: dict[str, list[str]] = {}
+    for name, intent in templates.get("intents", {}).items():
+        examples = intent.get("examples") if isinstance(intent, dict) else None
+        found[name] = [str(example) for example in examples or []]
+    return found
+
+
+def with_live_list_placeholders(templates: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``templates`` where every live list exists (empty) so sentences referring to it parse."""
+    result = copy.deepcopy(templates)
+    lists = result.setdefault("lists", {})
+    for name in LIVE_LISTS:
+        lists.setdefault(name, {"values": []})
+    return result

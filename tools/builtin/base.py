@@ -1,0 +1,107 @@
+"""Shared building blocks of the built-in tools: input/output bases and bounded field types."""
+
+from __future__ import annotations
+
+import re
+from abc import abstractmethod
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+__all__ = [
+    "ApprovalId",
+    "BotName",
+    "Query",
+    "ScheduleName",
+    "ShortText",
+    "ToolInput",
+    "ToolOutput",
+    "second_person",
+    "sentence",
+    "when_text",
+]
+
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+"""A one-line piece of text a person typed or said (a fact, a reminder, a command sentence)."""
+
+Query = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+"""Words to search for."""
+
+BotName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.\-]*$"
+    ),
+]
+"""A registered bot's name: letters, digits, spaces, '_', '.', '-'."""
+
+ScheduleName = BotName
+"""A schedule's name; the same alphabet as bot names."""
+
+ApprovalId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+]
+"""The id of a pending approval (a UUID or a short prefix of one)."""
+
+
+class ToolInput(BaseModel):
+    """Base of every tool's arguments: unknown arguments are an error, strings are stripped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ToolOutput(BaseModel):
+    """Base of every tool's structured result; ``summary()`` is the one-line reply a person sees."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @abstractmethod
+    def summary(self) -> str:
+        """The one-line sentence to show or speak to a person."""
+
+
+_SWAPS = {
+    "i": "you",
+    "me": "you",
+    "my": "your",
+    "mine": "yours",
+    "myself": "yourself",
+    "am": "are",
+    "i'm": "you're",
+    "i've": "you've",
+    "i'll": "you'll",
+    "i'd": "you'd",
+    "we": "you",
+    "our": "your",
+    "ours": "yours",
+    "us": "you",
+}
+_WORD = re.compile(r"[A-Za-z']+")
+
+
+def second_person(text: str) -> str:
+    """Turn a fact a person said about themselves into one said to them ("my editor" -> "your editor")."""
+
+    def swap(match: re.Match[str]) -> str:
+        word = match.group(0)
+        replaced = _SWAPS.get(word.lower())
+        if replaced is None:
+            return word
+        return replaced.capitalize() if word[0].isupper() and word.lower() != "i" else replaced
+
+    return _WORD.sub(swap, text)
+
+
+def sentence(text: str) -> str:
+    """Capitalise the first letter and end with a full stop unless the text ends a sentence already."""
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
+
+
+def when_text(moment: datetime) -> str:
+    """A short human rendering of a moment, e.g. "Thu 12 Jun at 17:00"."""
+    return moment.strftime("%a %d %b at %H:%M").replace(" 0", " ")
