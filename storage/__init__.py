@@ -1,5 +1,6 @@
 """Storage: Postgres with pgvector (embedded by default), migrations, repositories, the audit trail."""
 
+from storage.audit import AuditEntry, AuditError, AuditIntegrityError, AuditLog, VerifyReport, redact_secrets
 from storage.database import Database, redact, to_async_url
 from storage.errors import (
     ConflictError,
@@ -11,6 +12,10 @@ from storage.errors import (
 from storage.results import PostgresResultStore
 
 __all__ = [
+    "AuditEntry",
+    "AuditError",
+    "AuditIntegrityError",
+    "AuditLog",
     "ConflictError",
     "Database",
     "DatabaseUnavailableError",
@@ -18,6 +23,8 @@ __all__ = [
     "PgvectorMissingError",
     "PostgresResultStore",
     "StorageError",
+    "VerifyReport",
     "redact",
+    "redact_secrets",
     "to_async_url",
 ]

@@ -40,3 +40,16 @@ def embedded_url(server: Any) -> str:
     """The SQLAlchemy asyncpg URL of a started embedded server (a Unix socket)."""
     uri: str = server.get_uri()
     return uri.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+async def stop_embedded(data_dir: Path) -> None:
+    """Stop the embedded server of ``data_dir`` now if this process is its last user (tests, shutdown)."""
+
+    def stop() -> None:
+        import pgserver.postgres_server as pgs
+
+        server = pgs.PostgresServer._instances.get(data_dir)
+        if server is not None:
+            server.cleanup()
+
+    await asyncio.to_thread(stop)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -29,12 +31,32 @@ def require_service(what: str, reason: str) -> None:
     pytest.skip(message)
 
 
+def new_pg_dir() -> Path:
+    """A fresh folder for an embedded cluster, outside pytest's private (mode 0700) temp folders:
+    as root, pgserver runs PostgreSQL as the user 'pgserver', which must be able to reach it."""
+    return Path(tempfile.mkdtemp(prefix="kommandant-test-pg-")) / "pgdata"
+
+
+@pytest.fixture
+def pg_dir() -> Iterator[Path]:
+    """A data folder for a test's own embedded cluster, removed afterwards."""
+    path = new_pg_dir()
+    yield path
+    shutil.rmtree(path.parent, ignore_errors=True)
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Database]:
+async def database() -> AsyncIterator[Database]:
     """One embedded PostgreSQL 16 + pgvector for the run, migrated to head."""
-    data_dir = tmp_path_factory.mktemp("pg") / "pgdata"
-    async with Database(data_dir=data_dir) as db:
-        yield db
+    data_dir = new_pg_dir()
+    try:
+        async with Database(data_dir=data_dir) as db:
+            yield db
+    finally:
+        from storage.embedded import stop_embedded
+
+        await stop_embedded(data_dir)
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -31,8 +31,8 @@ async def test_migrations_up_and_down_on_a_fresh_database(make_database_url) -> 
         assert expected <= await _tables(db)
 
 
-async def test_embedded_database_is_reused_and_keeps_data(tmp_path: Path) -> None:
-    data_dir = tmp_path / "pgdata"
+async def test_embedded_database_is_reused_and_keeps_data(pg_dir: Path) -> None:
+    data_dir = pg_dir
     async with Database(data_dir=data_dir) as first:
         await PostgresResultStore(first.sessionmaker).put("k", "system_status", {"kept": True})
     async with Database(data_dir=data_dir) as second:
