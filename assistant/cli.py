@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from assistant.config import Settings
-from assistant.console import console, fail, run, setup_logging
+from assistant import cli_audit, cli_bus, cli_turns
+from assistant.console import console, fail, load_settings, run
 
 app = typer.Typer(
     name="kommandant",
@@ -18,21 +18,25 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The database: migrations and status.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-
-def _settings() -> Settings:
-    settings = Settings()
-    setup_logging(settings.log_level)
-    return settings
+app.command()(cli_turns.ask)
+app.command()(cli_turns.parse)
+app.command()(cli_turns.chat)
+app.command()(cli_turns.worker)
+app.add_typer(cli_audit.app, name="audit", help="The tamper-evident audit trail.")
+app.add_typer(cli_bus.app, name="bus", help="The message bus: dead letters.")
 
 
 @app.command()
 def up(
-    host: Annotated[str | None, typer.Option(help="Address to listen on (default: KOMMANDANT_HOST or 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on (default: KOMMANDANT_PORT or 8000).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: KOMMANDANT_HOST or 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default: KOMMANDANT_PORT or 8000).")
+    ] = None,
 ) -> None:
     """Start the web chat with every agent in this process (embedded default). Ctrl-C stops it."""
-    settings = _settings()
+    settings = load_settings()
     if host:
         settings.host = host
     if port:
@@ -45,7 +49,7 @@ def up(
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply database migrations (they also run automatically on start)."""
-    settings = _settings()
+    settings = load_settings()
 
     async def go() -> str | None:
         from storage import Database
@@ -59,9 +63,11 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 
 
 @db_app.command("downgrade")
-def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision ('base' empties it).")]) -> None:
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision ('base' empties it).")],
+) -> None:
     """Revert migrations down to a revision. 'base' drops every Kommandant table."""
-    settings = _settings()
+    settings = load_settings()
 
     async def go() -> str | None:
         from storage import Database
@@ -77,7 +83,7 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision (
 @db_app.command("status")
 def db_status() -> None:
     """Show the schema revision the database is at and the one this code expects."""
-    settings = _settings()
+    settings = load_settings()
 
     async def go() -> str | None:
         from storage import Database
@@ -88,13 +94,15 @@ def db_status() -> None:
 
     from storage.migrate import head_revision
 
-    console.print(f"Database revision: [bold]{run(go()) or 'empty'}[/]; this code expects [bold]{head_revision()}[/].")
+    console.print(
+        f"Database revision: [bold]{run(go()) or 'empty'}[/]; this code expects [bold]{head_revision()}[/]."
+    )
 
 
 @app.command()
 def doctor() -> None:
     """Check the database, pgvector, the broker, speech and embedding engines and the LLM."""
-    settings = _settings()
+    settings = load_settings()
     from rich.markup import escape
     from rich.table import Table
 
@@ -104,8 +112,12 @@ def doctor() -> None:
     colors = {"ok": "green", "warn": "yellow", "fail": "red", "off": "dim"}
     table = Table("check", "status", "detail", "how to fix", show_lines=False)
     for check in checks:
-        table.add_row(escape(check.name), f"[{colors[check.status]}]{check.status}[/]", escape(check.detail),
-                      escape(check.fix))
+        table.add_row(
+            escape(check.name),
+            f"[{colors[check.status]}]{check.status}[/]",
+            escape(check.detail),
+            escape(check.fix),
+        )
     console.print(table)
     if any(c.status == "fail" for c in checks):
         raise typer.Exit(1)
@@ -120,3 +132,7 @@ def main() -> None:
 
 
 __all__ = ["app", "fail", "main"]
+
+
+if __name__ == "__main__":
+    main()

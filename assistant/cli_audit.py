@@ -6,10 +6,9 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 
 from assistant.config import Settings
-from assistant.console import console, fail, run, setup_logging
+from assistant.console import console, load_settings, run
 
 if TYPE_CHECKING:
     from storage.audit import AuditEntry, VerifyReport
@@ -18,17 +17,6 @@ app = typer.Typer(
     help="The tamper-evident audit trail: verify the hash chain, show the newest rows.",
     no_args_is_help=True,
 )
-
-
-def _settings() -> Settings:
-    try:
-        settings = Settings()
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        fail(f"The setting KOMMANDANT_{where.upper()} is not valid: {first['msg']}.")
-    setup_logging(settings.log_level)
-    return settings
 
 
 async def _verify(settings: Settings) -> VerifyReport:
@@ -52,7 +40,7 @@ def verify() -> None:
     """Walk the whole hash chain; exit 1 and name the first bad row if anything was changed or deleted."""
     from rich.markup import escape
 
-    report = run(_verify(_settings()))
+    report = run(_verify(load_settings()))
     if not report.ok:
         console.print(
             f"[bold red]Audit trail NOT intact:[/] [red]{escape(report.problem or '')}[/]", soft_wrap=True
@@ -75,7 +63,7 @@ def tail(
     ] = False,
 ) -> None:
     """Show the newest rows of the audit trail, newest last."""
-    entries = run(_tail(_settings(), limit, kind))
+    entries = run(_tail(load_settings(), limit, kind))
     if as_json:
         for entry in entries:
             typer.echo(entry.model_dump_json())

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     )
     database_url: SecretStr | None = Field(
         default=None,
-        description="Any Postgres with pgvector (postgresql://…). Unset: the embedded PostgreSQL in data_dir.",
+        description="Any Postgres with pgvector (postgresql://…). Unset: embedded PostgreSQL in data_dir.",
     )
     amqp_url: SecretStr | None = Field(
         default=None,
@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     )
     bus_prefix: str = Field(default="kommandant", description="Prefix of exchange and queue names.")
     call_timeout: float = Field(default=30.0, gt=0, description="Seconds a tool call may take end to end.")
-    call_retries: int = Field(default=3, ge=0, description="Redeliveries of a failing call before it is dead-lettered.")
+    call_retries: int = Field(
+        default=3, ge=0, description="Redeliveries of a failing call before it is dead-lettered."
+    )
     max_message_bytes: int = Field(default=1_048_576, gt=0, description="Largest bus message body accepted.")
     host: str = Field(default="127.0.0.1", description="Web server bind address.")
     port: int = Field(default=8000, ge=1, le=65535, description="Web server port.")

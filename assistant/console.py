@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from assistant.config import Settings
 
 T = TypeVar("T")
 
@@ -34,6 +37,22 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(str(err))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def load_settings() -> Settings:
+    """Build the settings at a command's entry point; an invalid value becomes one sentence, exit 2."""
+    from pydantic import ValidationError
+
+    from assistant.config import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        fail(f"The setting KOMMANDANT_{where.upper()} is not valid: {first['msg']}.")
+    setup_logging(settings.log_level)
+    return settings
 
 
 def setup_logging(level: str) -> None:

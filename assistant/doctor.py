@@ -26,15 +26,28 @@ async def check_database(settings: Settings) -> list[Check]:
     from storage import Database, PgvectorMissingError, StorageError
     from storage.migrate import current_revision, head_revision
 
-    where = "embedded PostgreSQL in " + str(settings.embedded_db_dir) if settings.database_url is None else "KOMMANDANT_DATABASE_URL"
+    where = (
+        "embedded PostgreSQL in " + str(settings.embedded_db_dir)
+        if settings.database_url is None
+        else "KOMMANDANT_DATABASE_URL"
+    )
     db = Database.from_settings(settings, migrate=False)
     try:
         await db.start()
     except PgvectorMissingError as err:
-        return [Check("database", "ok", f"reachable ({where})"),
-                Check("pgvector", "fail", str(err), "install pgvector on that server")]
+        return [
+            Check("database", "ok", f"reachable ({where})"),
+            Check("pgvector", "fail", str(err), "install pgvector on that server"),
+        ]
     except StorageError as err:
-        return [Check("database", "fail", str(err), "fix KOMMANDANT_DATABASE_URL or unset it for the embedded database")]
+        return [
+            Check(
+                "database",
+                "fail",
+                str(err),
+                "fix KOMMANDANT_DATABASE_URL or unset it for the embedded database",
+            )
+        ]
     try:
         from sqlalchemy import text
 
@@ -44,10 +57,18 @@ async def check_database(settings: Settings) -> list[Check]:
         current, head = await current_revision(db.engine), head_revision()
     finally:
         await db.close()
-    schema = (Check("schema", "ok", f"at revision {current}") if current == head else
-              Check("schema", "warn", f"at revision {current}, code expects {head}", "run: kommandant db upgrade"))
-    return [Check("database", "ok", f"PostgreSQL {version} ({where})"),
-            Check("pgvector", "ok", f"version {vector}"), schema]
+    schema = (
+        Check("schema", "ok", f"at revision {current}")
+        if current == head
+        else Check(
+            "schema", "warn", f"at revision {current}, code expects {head}", "run: kommandant db upgrade"
+        )
+    )
+    return [
+        Check("database", "ok", f"PostgreSQL {version} ({where})"),
+        Check("pgvector", "ok", f"version {vector}"),
+        schema,
+    ]
 
 
 async def check_broker(settings: Settings) -> Check:
@@ -66,8 +87,12 @@ async def check_broker(settings: Settings) -> Check:
             connection = await aio_pika.connect(url)
             await connection.close()
     except Exception as err:
-        return Check("broker", "fail", f"cannot reach RabbitMQ at {redact(url)}: {err or type(err).__name__}",
-                     "start RabbitMQ or fix KOMMANDANT_AMQP_URL")
+        return Check(
+            "broker",
+            "fail",
+            f"cannot reach RabbitMQ at {redact(url)}: {err or type(err).__name__}",
+            "start RabbitMQ or fix KOMMANDANT_AMQP_URL",
+        )
     return Check("broker", "ok", f"RabbitMQ at {redact(url)}")
 
 
@@ -79,8 +104,9 @@ def check_models() -> list[Check]:
         "sentence-transformers (embeddings)": ("sentence_transformers", "pip install -e '.[embeddings]'"),
     }
     return [
-        Check(name, "ok", "installed") if importlib.util.find_spec(module) else
-        Check(name, "warn", "not installed", fix)
+        Check(name, "ok", "installed")
+        if importlib.util.find_spec(module)
+        else Check(name, "warn", "not installed", fix)
         for name, (module, fix) in engines.items()
     ]
 
@@ -100,8 +126,13 @@ async def check_llm(settings: Settings) -> Check:
             response.raise_for_status()
             names = {m.get("name", "") for m in response.json().get("models", [])}
     except Exception as err:
-        return Check("llm", "warn", f"Ollama not reachable at {settings.ollama_url} ({type(err).__name__})",
-                     "start Ollama (ollama serve), set KOMMANDANT_OLLAMA_URL, or set KOMMANDANT_LLM_MODEL= to turn it off")
+        return Check(
+            "llm",
+            "warn",
+            f"Ollama not reachable at {settings.ollama_url} ({type(err).__name__})",
+            "start Ollama (ollama serve), set KOMMANDANT_OLLAMA_URL, "
+            "or set KOMMANDANT_LLM_MODEL= to turn it off",
+        )
     if not any(n == model or n.startswith(model + ":") for n in names):
         return Check("llm", "warn", f"Ollama is up but has no model {model}", f"run: ollama pull {model}")
     return Check("llm", "ok", f"{settings.llm_model} at {settings.ollama_url}")

@@ -88,8 +88,100 @@ def bench_parse(rounds: int = ROUNDS) -> dict[str, Any]:
     }
 
 
+TURN_TEXTS = [
+    "remember that my editor is neovim",
+    "what is my editor",
+    "what's the status",
+    "show my reminders",
+    "remind me to stretch in an hour",
+    "show the last 5 audit entries",
+]
+TURN_ROUNDS = 50
+
+
+async def _turn_latencies(settings: Any, database: Any, rounds: int) -> dict[str, Any]:
+    from agents import BUILTIN_AGENTS
+    from assistant.events import IntentRecognized, ReplyDone, Turn
+    from assistant.runtime import Runtime
+
+    intent_to_reply: list[float] = []
+    whole: list[float] = []
+    async with Runtime(settings, agents=list(BUILTIN_AGENTS), database=database) as rt:
+        assert rt.kommandant is not None
+        for text in TURN_TEXTS:  # warm-up: connections, prepared statements
+            [e async for e in rt.kommandant.handle(Turn(text=text))]
+        for _ in range(rounds):
+            for text in TURN_TEXTS:
+                start = time.perf_counter()
+                recognized = None
+                async for event in rt.kommandant.handle(Turn(text=text)):
+                    if isinstance(event, IntentRecognized) and recognized is None:
+                        recognized = time.perf_counter()
+                    elif isinstance(event, ReplyDone):
+                        end = time.perf_counter()
+                assert recognized is not None, text
+                intent_to_reply.append((end - recognized) * 1000.0)
+                whole.append((end - start) * 1000.0)
+    return {"intent_to_reply": _summary(intent_to_reply), "whole_turn": _summary(whole)}
+
+
+def bench_turns(rounds: int = TURN_ROUNDS) -> dict[str, Any]:
+    """Text turn latency (intent recognised -> reply done) over RabbitBus, beside LocalBus, same run.
+
+    Real embedded PostgreSQL, every agent in this process, each turn audited (4+ chained rows).
+    """
+    import asyncio
+    import contextlib
+    import shutil
+    import tempfile
+    import uuid
+
+    from pydantic import SecretStr
+
+    from agents import BUILTIN_AGENTS
+    from assistant.config import Settings
+    from bus.rabbit import Topology, delete_topology
+    from storage import Database
+    from storage.embedded import stop_embedded
+
+    async def run() -> dict[str, Any]:
+        data_dir = Path(tempfile.mkdtemp(prefix="kommandant-bench-")) / "pgdata"
+        base = Settings(_env_file=None, data_dir=data_dir.parent, amqp_url=None)  # type: ignore[call-arg]
+        try:
+            async with Database(data_dir=data_dir) as database:
+                local = await _turn_latencies(base, database, rounds)
+                rabbit_settings = base.model_copy(
+                    update={
+                        "amqp_url": SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
+                        "bus_prefix": f"kbench{uuid.uuid4().hex[:6]}",
+                    }
+                )
+                try:
+                    rabbit: dict[str, Any] = await _turn_latencies(rabbit_settings, database, rounds)
+                except Exception as err:
+                    rabbit = {"error": f"RabbitMQ unavailable: {err}"}
+                finally:
+                    with contextlib.suppress(Exception):
+                        await delete_topology(
+                            rabbit_settings.amqp_url.get_secret_value(),  # type: ignore[union-attr]
+                            Topology(rabbit_settings.bus_prefix),
+                            BUILTIN_AGENTS,
+                        )
+        finally:
+            await stop_embedded(data_dir)
+            shutil.rmtree(data_dir.parent, ignore_errors=True)
+        return {
+            "turns": len(TURN_TEXTS) * rounds,
+            "rabbit_bus": rabbit,
+            "local_bus_baseline": local,
+            "targets": {"rabbit_intent_to_reply_p50_ms": 15, "rabbit_intent_to_reply_p99_ms": 50},
+        }
+
+    return asyncio.run(run())
+
+
 def main() -> dict[str, Any]:
-    return {"parse": bench_parse()}
+    return {"parse": bench_parse(), "turns": bench_turns()}
 
 
 if __name__ == "__main__":

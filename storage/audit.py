@@ -17,7 +17,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -265,6 +265,30 @@ async def _translated(action: str) -> AsyncIterator[None]:
         raise AuditError(f"Could not {action} the audit trail: {reason}") from err
 
 
+class AuditDraft(BaseModel):
+    """A row to append: what happened, who did it, where (the chain position and hashes come later)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    actor: str
+    channel: str | None = None
+    thread_id: str | None = None
+    tool: str | None = None
+    data: dict[str, Any] | None = None
+
+    def cleaned(self) -> AuditDraft:
+        """Secrets redacted, text made storable, data reduced to plain JSON."""
+        return AuditDraft(
+            kind=_clean_text(self.kind),
+            actor=_clean_text(self.actor),
+            channel=_clean_text(self.channel) if self.channel is not None else None,
+            thread_id=_clean_text(self.thread_id) if self.thread_id is not None else None,
+            tool=_clean_text(self.tool) if self.tool is not None else None,
+            data=redact_secrets(to_json_value(self.data or {})),
+        )
+
+
 class AuditLog:
     """Append to, verify and read the audit trail."""
 
@@ -286,35 +310,44 @@ class AuditLog:
         Raises ``AuditIntegrityError`` when the head row is missing while rows exist: appending would
         paper over that deletion. Any other database failure raises ``AuditError``.
         """
-        clean = redact_secrets(to_json_value(data or {}))
-        actor, kind = _clean_text(actor), _clean_text(kind)
-        channel, thread_id, tool = (
-            _clean_text(v) if v is not None else None for v in (channel, thread_id, tool)
-        )
+        draft = AuditDraft(kind=kind, actor=actor, channel=channel, thread_id=thread_id, tool=tool, data=data)
+        return (await self.append_many([draft]))[0]
+
+    async def append_many(self, drafts: Sequence[AuditDraft]) -> list[AuditEntry]:
+        """Add several rows, in order, in one transaction under one lock (a turn's steps at once)."""
+        if not drafts:
+            return []
+        cleaned = [draft.cleaned() for draft in drafts]
+        entries: list[AuditEntry] = []
         async with _translated("append to"), self._sessionmaker() as session, session.begin():
             await session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
             seq, prev_hash = await _next_position(session)
-            entry = AuditEntry(
-                seq=seq,
-                ts=datetime.now(UTC),  # taken under the lock, so time order follows seq order
-                actor=actor,
-                channel=channel,
-                thread_id=thread_id,
-                kind=kind,
-                tool=tool,
-                data=clean,
-                prev_hash=prev_hash,
-                hash="",
-            )
-            entry = entry.model_copy(update={"hash": _row_hash(entry, prev_hash)})
-            await session.execute(insert(AuditRow).values(**entry.model_dump()))
-            upsert = insert(AuditHead).values(id=_HEAD_ID, seq=seq, hash=entry.hash)
+            now = datetime.now(UTC)  # taken under the lock, so time order follows seq order
+            for offset, draft in enumerate(cleaned):
+                entry = AuditEntry(
+                    seq=seq + offset,
+                    ts=now,
+                    actor=draft.actor,
+                    channel=draft.channel,
+                    thread_id=draft.thread_id,
+                    kind=draft.kind,
+                    tool=draft.tool,
+                    data=draft.data or {},
+                    prev_hash=prev_hash,
+                    hash="",
+                )
+                entry = entry.model_copy(update={"hash": _row_hash(entry, prev_hash)})
+                entries.append(entry)
+                prev_hash = entry.hash
+            await session.execute(insert(AuditRow), [e.model_dump() for e in entries])
+            last = entries[-1]
+            upsert = insert(AuditHead).values(id=_HEAD_ID, seq=last.seq, hash=last.hash)
             await session.execute(
                 upsert.on_conflict_do_update(
-                    index_elements=[AuditHead.id], set_={"seq": seq, "hash": entry.hash}
+                    index_elements=[AuditHead.id], set_={"seq": last.seq, "hash": last.hash}
                 )
             )
-        return entry
+        return entries
 
     async def verify(self, *, batch: int = 5000) -> VerifyReport:
         """Walk the whole chain in ``seq`` order, ``batch`` rows at a time, and report the first problem.

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from storage.embedded import embedded_url, start_embedded
@@ -16,6 +18,7 @@ from storage.errors import DatabaseUnavailableError, PgvectorMissingError
 from storage.migrate import upgrade
 
 CONNECT_TIMEOUT = 10.0
+IDLE_PING_SECONDS = 5.0
 
 
 def to_async_url(url: str) -> str:
@@ -37,8 +40,14 @@ def redact(url: str) -> str:
 class Database:
     """Owns the engine and session factory; ``async with Database(...) as db`` starts and stops it."""
 
-    def __init__(self, url: str | None = None, *, data_dir: Path | None = None, migrate: bool = True,
-                 pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        data_dir: Path | None = None,
+        migrate: bool = True,
+        pool_size: int = 10,
+    ) -> None:
         if url is None and data_dir is None:
             raise ValueError("give a database URL or a data folder for the embedded server")
         self._url = to_async_url(url) if url else None
@@ -87,9 +96,13 @@ class Database:
             url = embedded_url(self._server)
         try:
             engine = create_async_engine(
-                url, pool_size=self._pool_size, max_overflow=self._pool_size, pool_pre_ping=True,
+                url,
+                pool_size=self._pool_size,
+                max_overflow=self._pool_size,
+                pool_recycle=1800,
                 connect_args={"timeout": CONNECT_TIMEOUT},
             )
+            _ping_when_idle(engine)
         except Exception as err:
             raise DatabaseUnavailableError(
                 f"The database URL {redact(url)} is not valid ({err}). Expected postgresql://user:pass@host:port/db."
@@ -115,9 +128,36 @@ class Database:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Check a pooled connection before use only when it sat idle for a while.
+
+    Pinging on every checkout (``pool_pre_ping``) costs a round trip per session, a third of a turn's
+    database time; a connection that was used a moment ago is alive. After a database restart, the idle
+    ones are found dead here and replaced; a connection that dies while in use fails its statement and
+    SQLAlchemy invalidates the pool, so the next attempt (the bus retries calls) gets fresh ones.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as err:
+            raise DisconnectionError("pooled connection is dead") from err
+        if not alive:
+            raise DisconnectionError("pooled connection is dead")
 
 
 async def _check(engine: AsyncEngine, url: str) -> None:

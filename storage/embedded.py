@@ -25,7 +25,7 @@ async def start_embedded(data_dir: Path) -> Any:
             "The embedded database needs the 'pgserver' package: pip install pgserver, "
             "or set KOMMANDANT_DATABASE_URL to a Postgres with pgvector."
         ) from err
-    data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     log.info("starting the embedded PostgreSQL in %s", data_dir)
     try:
         return await asyncio.to_thread(pgserver.get_server, data_dir, cleanup_mode="stop")

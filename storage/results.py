@@ -24,10 +24,15 @@ class PostgresResultStore:
 
     async def put(self, key: str, tool: str, result: dict[str, Any]) -> dict[str, Any]:
         """Store ``result`` unless a result for ``key`` exists; return what is stored."""
+        stmt = (
+            insert(ToolResultRow)
+            .values(key=key, tool=tool, result=result)
+            .on_conflict_do_nothing(index_elements=[ToolResultRow.key])
+            .returning(ToolResultRow.result)
+        )
         async with self._sessionmaker() as session, session.begin():
-            stmt = insert(ToolResultRow).values(key=key, tool=tool, result=result)
-            stmt = stmt.on_conflict_do_nothing(index_elements=[ToolResultRow.key])
-            await session.execute(stmt)
-            stored = await session.scalar(select(ToolResultRow.result).where(ToolResultRow.key == key))
+            stored = await session.scalar(stmt)
+            if stored is None:  # another delivery of the same call got there first
+                stored = await session.scalar(select(ToolResultRow.result).where(ToolResultRow.key == key))
         assert stored is not None
         return stored

@@ -1,0 +1,28 @@
+"""Specialist agents that serve the catalog's tools from the bus."""
+
+from agents.base import Agent, CallContext
+from agents.errors import AgentError, NotAvailableError
+from agents.memory import MemoryAgent
+from agents.pending import BotsAgent, KnowledgeAgent, SchedulerAgent
+from agents.reminders import RemindersAgent, fired_topic
+from agents.services import Services
+from agents.system import APPROVALS_DECIDED, SystemAgent
+from agents.worker import AgentWorker
+
+BUILTIN_AGENTS: dict[str, type[Agent]] = {
+    agent.name: agent
+    for agent in (MemoryAgent, RemindersAgent, SystemAgent, KnowledgeAgent, BotsAgent, SchedulerAgent)
+}
+"""Every built-in agent by name, as ``kommandant worker <name>`` accepts them."""
+
+__all__ = [
+    "APPROVALS_DECIDED",
+    "BUILTIN_AGENTS",
+    "Agent",
+    "AgentError",
+    "AgentWorker",
+    "CallContext",
+    "NotAvailableError",
+    "Services",
+    "fired_topic",
+]

@@ -1,0 +1,41 @@
+"""Agents whose tools are in the catalog but whose work ships in a later version: they answer clearly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.base import Agent, CallContext
+from agents.errors import NotAvailableError
+from agents.services import Services
+
+
+class PendingAgent(Agent):
+    """Serves every catalog tool of its agent name with a clear "not available yet" error result."""
+
+    what: str = ""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(services)
+        for tool in services.catalog.by_agent(self.name):
+            self.register(tool.name, self._not_yet)
+
+    async def _not_yet(self, args: Any, ctx: CallContext) -> Any:
+        raise NotAvailableError(f"{self.what} are not available in this version of Kommandant yet.")
+
+
+class KnowledgeAgent(PendingAgent):
+    name = "knowledge"
+    description = "Searches and grows the knowledge base."
+    what = "Knowledge search and ingestion"
+
+
+class BotsAgent(PendingAgent):
+    name = "bots"
+    description = "Runs registered bots as supervised processes."
+    what = "Bots"
+
+
+class SchedulerAgent(PendingAgent):
+    name = "scheduler"
+    description = "Runs commands on a schedule."
+    what = "Schedules"

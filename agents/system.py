@@ -1,0 +1,111 @@
+"""The system agent: agent status from heartbeats, the recent audit trail, approvals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from agents.base import Agent, CallContext
+from agents.services import Services
+from storage.approvals import ApprovalRepository
+from storage.records import AgentRecord, ApprovalRecord
+from storage.registry import AgentRegistry
+from tools.builtin.approvals import (
+    ApprovalDecision,
+    ApprovalInfo,
+    ApprovalList,
+    ApprovalsDecideInput,
+    ApprovalsListInput,
+)
+from tools.builtin.system import (
+    AgentStatus,
+    AuditLog,
+    AuditRecentInput,
+    AuditRow,
+    SystemStatus,
+    SystemStatusInput,
+)
+
+APPROVALS_DECIDED = "approvals.decided"
+"""Topic published when an approval is decided, so a waiting turn in any process resumes at once."""
+
+
+def approval_info(record: ApprovalRecord) -> ApprovalInfo:
+    return ApprovalInfo(
+        id=str(record.id),
+        tool=record.tool,
+        arguments=record.arguments,
+        requested_by=record.requested_by,
+        status=record.status,
+        expires_at=record.expires_at,
+    )
+
+
+def agent_status(record: AgentRecord, *, fresh_within: timedelta) -> AgentStatus:
+    """An agent is alive when one of its running replicas sent a heartbeat recently."""
+    now = datetime.now(UTC)
+    alive = [
+        i for i in record.instances if i.status == "running" and now - i.last_heartbeat_at <= fresh_within
+    ]
+    last = max((i.last_heartbeat_at for i in record.instances), default=None)
+    return AgentStatus(
+        name=record.name, alive=bool(alive), instances=len(alive), tools=record.tools, last_heartbeat=last
+    )
+
+
+class SystemAgent(Agent):
+    name = "system"
+    description = "Reports on agents and the audit trail, and keeps approvals."
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(services)
+        self.registry = AgentRegistry(services.database.sessionmaker)
+        self.approvals = ApprovalRepository(services.database.sessionmaker)
+        self.register("system_status", self.status)
+        self.register("audit_recent", self.audit_recent)
+        self.register("approvals_list", self.approvals_list)
+        self.register("approvals_decide", self.approvals_decide)
+
+    async def status(self, args: SystemStatusInput, ctx: CallContext) -> SystemStatus:
+        window = timedelta(seconds=3 * self.services.settings.heartbeat_interval)
+        return SystemStatus(
+            agents=[agent_status(a, fresh_within=window) for a in await self.registry.agents()]
+        )
+
+    async def audit_recent(self, args: AuditRecentInput, ctx: CallContext) -> AuditLog:
+        entries = await self.services.audit.tail(args.limit)
+        rows = [
+            AuditRow(
+                seq=e.seq,
+                ts=e.ts,
+                actor=e.actor,
+                kind=e.kind,
+                summary_text=_audit_summary(e.kind, e.tool, e.data),
+            )
+            for e in reversed(entries)
+        ]
+        return AuditLog(rows=rows)
+
+    async def approvals_list(self, args: ApprovalsListInput, ctx: CallContext) -> ApprovalList:
+        return ApprovalList(approvals=[approval_info(r) for r in await self.approvals.pending()])
+
+    async def approvals_decide(self, args: ApprovalsDecideInput, ctx: CallContext) -> ApprovalDecision:
+        found = await self.approvals.find(args.id)
+        record = await self.approvals.decide(
+            found.id, approve=args.approve, decided_by=ctx.user, reason=args.reason
+        )
+        await self.services.audit.append(
+            "approval_decided",
+            actor=ctx.user,
+            channel=ctx.channel,
+            thread_id=ctx.thread,
+            tool=record.tool,
+            data={"approval": str(record.id), "status": record.status, "reason": record.reason},
+        )
+        await self.services.bus.publish(APPROVALS_DECIDED, {"id": str(record.id), "status": record.status})
+        return ApprovalDecision(approval=approval_info(record))
+
+
+def _audit_summary(kind: str, tool: str | None, data: dict[str, Any]) -> str:
+    detail = data.get("summary") or data.get("text") or data.get("status") or ""
+    return " ".join(part for part in (kind, tool or "", str(detail)[:120]) if part)

@@ -1,0 +1,115 @@
+"""A turn and the typed events ``Kommandant.handle`` yields; every front door renders these its own way."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Role = Literal["admin", "operator", "viewer"]
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One utterance from a person through a front door."""
+
+    text: str
+    user: str = "local"
+    channel: str = "cli"
+    thread: str | None = None
+    role: Role = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    def to_json(self) -> dict[str, Any]:
+        data = {"event": type(self).__name__}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            data[f.name] = value.isoformat() if isinstance(value, datetime) else value
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class IntentRecognized(_Event):
+    """The utterance (or a part of it) was understood as a call of ``tool``."""
+
+    tool: str
+    arguments: dict[str, Any]
+    confidence: float
+    source: str
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequired(_Event):
+    """A dangerous tool waits for a person's decision (buttons, ``approvals_decide``, another channel)."""
+
+    approval_id: str
+    tool: str
+    arguments: dict[str, Any]
+    requested_by: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalResolved(_Event):
+    """The approval was decided or expired."""
+
+    approval_id: str
+    tool: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolStarted(_Event):
+    call_id: str
+    tool: str
+    agent: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolFinished(_Event):
+    call_id: str
+    tool: str
+    agent: str
+    ok: bool
+    text: str
+    structured: dict[str, Any] | None
+    duration_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDelta(_Event):
+    """A piece of the reply, to show as it arrives."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDone(_Event):
+    """The whole reply; the turn is over."""
+
+    text: str
+    suggestions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Failed(_Event):
+    """Something went wrong; ``message`` is a sentence for the person (the log has the details)."""
+
+    message: str
+
+
+Event = (
+    IntentRecognized
+    | ApprovalRequired
+    | ApprovalResolved
+    | ToolStarted
+    | ToolFinished
+    | ReplyDelta
+    | ReplyDone
+    | Failed
+)

@@ -1,0 +1,396 @@
+"""The Kommandant: one turn from text to reply. It orchestrates; parsing, policy, dispatch and storage
+are the other packages' work."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from agents import APPROVALS_DECIDED, Services
+from assistant import policy
+from assistant.events import (
+    ApprovalRequired,
+    ApprovalResolved,
+    Event,
+    Failed,
+    IntentRecognized,
+    ReplyDelta,
+    ReplyDone,
+    Role,
+    ToolFinished,
+    ToolStarted,
+    Turn,
+)
+from bus import BusError, CallTimeout, Subscription, ToolCall
+from intents import ConversationContext, IntentMatch, LiveLists, Recognizer
+from storage.approvals import ApprovalRepository
+from storage.audit import AuditDraft, AuditLog
+from storage.lists import live_names
+from tools import ToolDefinition
+from tools.errors import ToolError
+
+log = logging.getLogger(__name__)
+
+MAX_TURN_CHARS = 10_000
+"""Longest utterance accepted; longer input gets a clear reply instead of being parsed."""
+MAX_CONTEXTS = 10_000
+PRIVATE_ARGUMENTS = {"knowledge_search": frozenset({"query"}), "memory_recall": frozenset({"query"})}
+"""Arguments written to the audit trail as a hash only (search queries are private)."""
+
+
+class TurnAudit:
+    """A turn's audit rows, buffered and written together: before anything acts (a dispatch, an approval
+    request) and before the reply, so every step is durable before its effect or answer is seen."""
+
+    def __init__(self, log: AuditLog, turn: Turn) -> None:
+        self._log, self._turn = log, turn
+        self._pending: list[AuditDraft] = []
+
+    def record(self, kind: str, *, tool: str | None = None, data: dict[str, Any]) -> None:
+        turn = self._turn
+        self._pending.append(
+            AuditDraft(
+                kind=kind, actor=turn.user, channel=turn.channel, thread_id=turn.thread, tool=tool, data=data
+            )
+        )
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        await self._log.append_many(pending)
+
+
+class Fallback(Protocol):
+    """What answers when no template matches (the LLM): intents to run, or a chat answer."""
+
+    async def resolve(self, turn: Turn, services: Services) -> list[IntentMatch] | str | None: ...
+
+
+class Kommandant:
+    """``handle(turn)`` yields the events of one turn: intents, approvals, tool calls, the reply."""
+
+    def __init__(
+        self, services: Services, recognizer: Recognizer, *, fallback: Fallback | None = None
+    ) -> None:
+        self.services = services
+        self.recognizer = recognizer
+        self.fallback = fallback
+        self.approvals = ApprovalRepository(services.database.sessionmaker)
+        self._tz = ZoneInfo(services.settings.timezone)
+        self._contexts: OrderedDict[tuple[str, str | None], ConversationContext] = OrderedDict()
+
+    # -- the turn -----------------------------------------------------------------------------------------
+    async def handle(self, turn: Turn) -> AsyncIterator[Event]:
+        """Understand ``turn``, run what it asks (in order), and reply. Never raises for bad input."""
+        try:
+            async for event in self._handle(turn):
+                yield event
+        except Exception:
+            log.exception("turn failed: user=%s channel=%s", turn.user, turn.channel)
+            yield Failed("Something went wrong on my side while handling that; it has been logged.")
+            yield ReplyDone("Sorry — something went wrong on my side. Please try again.")
+
+    async def _handle(self, turn: Turn) -> AsyncIterator[Event]:
+        audit = TurnAudit(self.services.audit, turn)
+        try:
+            async for event in self._steps(turn, audit):
+                if isinstance(event, ReplyDone):
+                    await audit.flush()
+                yield event
+        finally:
+            await audit.flush()
+
+    async def _steps(self, turn: Turn, audit: TurnAudit) -> AsyncIterator[Event]:
+        text = turn.text.strip()
+        audit.record("turn", data={"text": text[:2000], "chars": len(turn.text)})
+        if not text:
+            yield ReplyDone(
+                "Say or type a command — for example: " + "; ".join(self.recognizer.suggest("", 3)),
+                suggestions=self.recognizer.suggest("", 3),
+            )
+            return
+        if len(text) > MAX_TURN_CHARS:
+            message = (
+                f"That message is {len(text):,} characters long; I take at most {MAX_TURN_CHARS:,}. "
+                "Send a shorter command, or upload long text as a document."
+            )
+            yield Failed(message)
+            yield ReplyDone(message)
+            return
+        matches = await self.recognize(turn)
+        if not matches:
+            async for event in self._no_match(turn, audit):
+                yield event
+            return
+        replies: list[str] = []
+        for match in matches:
+            async for event in self._run_match(match, turn, audit):
+                if isinstance(event, ReplyDelta):
+                    replies.append(event.text)
+                yield event
+        yield ReplyDone(" ".join(r.strip() for r in replies if r.strip()))
+
+    async def recognize(self, turn: Turn) -> list[IntentMatch]:
+        """Template matches for the turn, with live names from storage and the conversation so far."""
+        names = await live_names(self.services.database.sessionmaker, turn.user)
+        lists = LiveLists(bots=names.bots, schedules=names.schedules, reminders=names.reminders)
+        return self.recognizer.recognize(
+            turn.text, lists=lists, context=self._context(turn), now=datetime.now(self._tz)
+        )
+
+    async def _no_match(self, turn: Turn, audit: TurnAudit) -> AsyncIterator[Event]:
+        answer = await self._ask_fallback(turn)
+        if isinstance(answer, list) and answer:
+            replies = []
+            for match in answer:
+                async for event in self._run_match(match, turn, audit):
+                    if isinstance(event, ReplyDelta):
+                        replies.append(event.text)
+                    yield event
+            yield ReplyDone(" ".join(r.strip() for r in replies if r.strip()))
+            return
+        if isinstance(answer, str) and answer:
+            yield ReplyDelta(answer)
+            yield ReplyDone(answer)
+            return
+        suggestions = self.recognizer.suggest(turn.text, 3)
+        reply = "I didn't understand that."
+        if suggestions:
+            reply += " Try: " + "; ".join(f"“{s}”" for s in suggestions) + "."
+        audit.record("no_match", data={"suggestions": suggestions})
+        yield ReplyDelta(reply)
+        yield ReplyDone(reply, suggestions=suggestions)
+
+    async def _ask_fallback(self, turn: Turn) -> list[IntentMatch] | str | None:
+        if self.fallback is None:
+            return None
+        try:
+            async with asyncio.timeout(self.services.settings.call_timeout):
+                return await self.fallback.resolve(turn, self.services)
+        except Exception:
+            log.warning("the LLM fallback failed", exc_info=True)
+            return None
+
+    # -- one intent ---------------------------------------------------------------------------------------
+    async def _run_match(self, match: IntentMatch, turn: Turn, audit: TurnAudit) -> AsyncIterator[Event]:
+        try:
+            tool = self.services.catalog.get(match.tool)
+        except ToolError as err:
+            yield Failed(str(err))
+            yield ReplyDelta(str(err))
+            return
+        yield IntentRecognized(
+            tool=match.tool,
+            arguments=match.arguments,
+            confidence=match.confidence,
+            source=match.source,
+            text=match.text,
+        )
+        audit.record(
+            "intent",
+            tool=tool.name,
+            data={
+                "arguments": self._auditable(tool.name, match.arguments),
+                "confidence": match.confidence,
+                "source": match.source,
+            },
+        )
+        async for event in self.run_tool(tool, match.arguments, turn, audit=audit):
+            yield event
+        self._context(turn).observe(match)
+
+    async def run_tool(
+        self, tool: ToolDefinition, arguments: dict[str, Any], turn: Turn, *, audit: TurnAudit | None = None
+    ) -> AsyncIterator[Event]:
+        """Policy, approval if needed, dispatch over the bus; ends with a ``ReplyDelta`` sentence.
+
+        Front doors that call tools directly (MCP, buttons) use this too, so the rules are the same.
+        """
+        if audit is None:
+            own = TurnAudit(self.services.audit, turn)
+            try:
+                async for event in self.run_tool(tool, arguments, turn, audit=own):
+                    yield event
+            finally:
+                await own.flush()
+            return
+        try:
+            tool.validate_arguments(arguments)
+        except ToolError as err:
+            yield Failed(str(err))
+            yield ReplyDelta(str(err))
+            return
+        decision = policy.decide(tool, turn.role)
+        if decision.verdict is policy.Verdict.REFUSE:
+            audit.record("refused", tool=tool.name, data={"reason": decision.reason})
+            yield Failed(decision.reason)
+            yield ReplyDelta(decision.reason)
+            return
+        if decision.verdict is policy.Verdict.APPROVAL:
+            status = None
+            async for event in self._approval(tool, arguments, turn, audit):
+                if isinstance(event, ApprovalResolved):
+                    status = event.status
+                yield event
+            if status != "approved":
+                reply = f"Not running {tool.name}: the approval was {status or 'not given'}."
+                yield ReplyDelta(reply)
+                return
+        async for event in self._dispatch(tool, arguments, turn, audit):
+            yield event
+
+    async def _approval(
+        self, tool: ToolDefinition, arguments: dict[str, Any], turn: Turn, audit: TurnAudit
+    ) -> AsyncIterator[Event]:
+        settings = self.services.settings
+        async with self.services.bus.subscribe(APPROVALS_DECIDED) as decided:
+            record = await self.approvals.request(
+                tool.name,
+                arguments,
+                requested_by=turn.user,
+                channel=turn.channel,
+                thread_id=turn.thread,
+                ttl=settings.approval_ttl,
+            )
+            audit.record(
+                "approval_requested",
+                tool=tool.name,
+                data={"approval": str(record.id), "arguments": self._auditable(tool.name, arguments)},
+            )
+            await audit.flush()
+            yield ApprovalRequired(
+                approval_id=str(record.id),
+                tool=tool.name,
+                arguments=arguments,
+                requested_by=turn.user,
+                expires_at=record.expires_at,
+            )
+            status = await self._wait_for_decision(str(record.id), decided, record.expires_at)
+        if status == "expired":
+            audit.record("approval_expired", tool=tool.name, data={"approval": str(record.id)})
+        yield ApprovalResolved(approval_id=str(record.id), tool=tool.name, status=status)
+
+    async def _wait_for_decision(self, approval_id: str, decided: Subscription, expires_at: datetime) -> str:
+        """Wake on the decision event from any process; re-read Postgres now and then in case of a miss."""
+        while True:
+            record = await self.approvals.get(approval_id)
+            if record.status != "pending":
+                return record.status
+            remaining = (expires_at - datetime.now(UTC)).total_seconds()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.05, min(2.0, remaining))):
+                    while (await decided.get()).payload.get("id") != approval_id:
+                        pass
+
+    async def _dispatch(
+        self, tool: ToolDefinition, arguments: dict[str, Any], turn: Turn, audit: TurnAudit
+    ) -> AsyncIterator[Event]:
+        settings = self.services.settings
+        call = ToolCall.create(
+            tool.name,
+            arguments,
+            timeout=settings.call_timeout,
+            user=turn.user,
+            channel=turn.channel,
+            thread=turn.thread,
+        )
+        yield ToolStarted(call_id=call.call_id, tool=tool.name, agent=tool.agent, arguments=arguments)
+        audit.record(
+            "tool_call",
+            tool=tool.name,
+            data={
+                "call": call.call_id,
+                "agent": tool.agent,
+                "arguments": self._auditable(tool.name, arguments),
+            },
+        )
+        await audit.flush()  # write-ahead: the call is on record before it acts
+        started = time.perf_counter()
+        try:
+            result = await self.services.bus.call(tool.agent, call)
+        except CallTimeout:
+            text = f"The {tool.agent} agent did not answer within {settings.call_timeout:g} s; is it running?"
+            ok, structured, agent = False, None, tool.agent
+        except BusError as err:
+            text = f"Could not reach the {tool.agent} agent: {err}"
+            ok, structured, agent = False, None, tool.agent
+        else:
+            text, ok, agent = result.text, not result.is_error, result.agent or tool.agent
+            structured = result.result.structuredContent
+        duration = (time.perf_counter() - started) * 1000
+        audit.record(
+            "tool_result",
+            tool=tool.name,
+            data={
+                "call": call.call_id,
+                "ok": ok,
+                "agent": agent,
+                "summary": text[:500],
+                "duration_ms": round(duration, 2),
+            },
+        )
+        yield ToolFinished(
+            call_id=call.call_id,
+            tool=tool.name,
+            agent=agent,
+            ok=ok,
+            text=text,
+            structured=structured,
+            duration_ms=duration,
+        )
+        if not ok:
+            yield Failed(text)
+        yield ReplyDelta(text)
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    async def decide(
+        self,
+        approval_id: str,
+        *,
+        approve: bool,
+        user: str,
+        role: Role = "admin",
+        channel: str = "web",
+        thread: str | None = None,
+    ) -> ReplyDone:
+        """Decide an approval as a person did with a button: the same tool, policy and audit as typing it."""
+        tool = self.services.catalog.get("approvals_decide")
+        turn = Turn(
+            text=f"{'approve' if approve else 'reject'} {approval_id}",
+            user=user,
+            channel=channel,
+            thread=thread,
+            role=role,
+        )
+        replies = [
+            e.text
+            async for e in self.run_tool(tool, {"id": approval_id, "approve": approve}, turn)
+            if isinstance(e, ReplyDelta)
+        ]
+        return ReplyDone(" ".join(replies))
+
+    def _context(self, turn: Turn) -> ConversationContext:
+        key = (turn.user, turn.thread)
+        context = self._contexts.get(key)
+        if context is None:
+            context = self._contexts[key] = ConversationContext()
+            if len(self._contexts) > MAX_CONTEXTS:
+                self._contexts.popitem(last=False)
+        else:
+            self._contexts.move_to_end(key)
+        return context
+
+    @staticmethod
+    def _auditable(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        private = PRIVATE_ARGUMENTS.get(tool, frozenset())
+        return {
+            k: ("sha256:" + hashlib.sha256(str(v).encode()).hexdigest() if k in private else v)
+            for k, v in arguments.items()
+        }

@@ -1,0 +1,73 @@
+"""The services of one Kommandant process: database, bus, agents (all of them in embedded mode)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AsyncExitStack
+
+from agents import BUILTIN_AGENTS, AgentWorker, Services
+from assistant.config import Settings
+from assistant.kommandant import Kommandant
+from bus import Bus, create_bus
+from intents import Recognizer
+from storage import Database, PostgresResultStore
+from storage.audit import AuditLog
+from tools import builtin_catalog
+
+
+class Runtime:
+    """``async with Runtime(settings) as rt:`` opens everything a front door needs; leaving closes it.
+
+    ``agents``: which built-in agents to run here. Default: all of them in embedded mode (no
+    ``KOMMANDANT_AMQP_URL``), none in distributed mode, where ``kommandant worker`` runs them.
+    """
+
+    def __init__(
+        self, settings: Settings, *, agents: Iterable[str] | None = None, database: Database | None = None
+    ) -> None:
+        self.settings = settings
+        if agents is None:
+            agents = BUILTIN_AGENTS if settings.embedded else ()
+        unknown = sorted(set(agents) - set(BUILTIN_AGENTS))
+        if unknown:
+            raise ValueError(
+                f"unknown agent(s): {', '.join(unknown)}; known: {', '.join(sorted(BUILTIN_AGENTS))}"
+            )
+        self.agent_names = list(agents)
+        self._database = database
+        self._stack = AsyncExitStack()
+        self.services: Services | None = None
+        self.kommandant: Kommandant | None = None
+        self.workers: list[AgentWorker] = []
+
+    async def __aenter__(self) -> Runtime:
+        try:
+            await self._open()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def _open(self) -> None:
+        settings, stack = self.settings, self._stack
+        database = self._database
+        if database is None:
+            database = await stack.enter_async_context(Database.from_settings(settings))
+        bus: Bus = create_bus(settings, result_store=PostgresResultStore(database.sessionmaker))
+        await stack.enter_async_context(bus)
+        catalog = builtin_catalog()
+        self.services = Services(
+            settings=settings,
+            database=database,
+            bus=bus,
+            catalog=catalog,
+            audit=AuditLog(database.sessionmaker),
+        )
+        for name in self.agent_names:
+            worker = AgentWorker(BUILTIN_AGENTS[name](self.services))
+            await stack.enter_async_context(worker)
+            self.workers.append(worker)
+        self.kommandant = Kommandant(self.services, Recognizer(catalog, timezone=settings.timezone))
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()

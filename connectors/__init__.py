@@ -1,0 +1,1 @@
+"""Slack, Notion and webhook connectors. Not built yet."""

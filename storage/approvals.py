@@ -1,0 +1,125 @@
+"""Approvals of dangerous tool calls: request, decide once, expire."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import String, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.errors import ConflictError, NotFoundError
+from storage.models import Approval
+from storage.records import ApprovalRecord
+
+
+class ApprovalRepository:
+    """Pending approvals live in Postgres so any front door in any process can decide them."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+
+    async def request(
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        *,
+        requested_by: str,
+        channel: str,
+        thread_id: str | None,
+        ttl: float,
+    ) -> ApprovalRecord:
+        """Store a pending approval that expires after ``ttl`` seconds."""
+        row = Approval(
+            tool=tool,
+            arguments=arguments,
+            requested_by=requested_by,
+            channel=channel,
+            thread_id=thread_id,
+            status="pending",
+            expires_at=datetime.now(UTC) + timedelta(seconds=ttl),
+        )
+        async with self._sessionmaker() as session, session.begin():
+            session.add(row)
+        async with self._sessionmaker() as session:
+            stored = await session.get(Approval, row.id)
+            return ApprovalRecord.model_validate(stored)
+
+    async def get(self, approval_id: uuid.UUID | str) -> ApprovalRecord:
+        """One approval, with ``status`` already 'expired' when its time ran out."""
+        key = _parse_id(approval_id)
+        await self.expire_overdue()
+        async with self._sessionmaker() as session:
+            row = await session.get(Approval, key)
+            if row is None:
+                raise NotFoundError(f"There is no approval {approval_id}.")
+            return ApprovalRecord.model_validate(row)
+
+    async def find(self, prefix: str) -> ApprovalRecord:
+        """An approval by its id or a unique prefix of it (people type the first few characters)."""
+        prefix = prefix.strip().lower()
+        try:
+            return await self.get(prefix)
+        except NotFoundError:
+            raise
+        except ValueError:
+            pass
+        async with self._sessionmaker() as session:
+            rows = (
+                await session.scalars(
+                    select(Approval).where(Approval.id.cast(String).startswith(prefix)).limit(2)
+                )
+            ).all()
+        if not rows:
+            raise NotFoundError(f"There is no approval starting with {prefix!r}.")
+        if len(rows) > 1:
+            raise ConflictError(f"More than one approval starts with {prefix!r}; give more of the id.")
+        return await self.get(rows[0].id)
+
+    async def pending(self) -> list[ApprovalRecord]:
+        """Approvals still waiting for a person, oldest first."""
+        await self.expire_overdue()
+        async with self._sessionmaker() as session:
+            rows = await session.scalars(
+                select(Approval).where(Approval.status == "pending").order_by(Approval.created_at)
+            )
+            return [ApprovalRecord.model_validate(r) for r in rows]
+
+    async def decide(
+        self, approval_id: uuid.UUID | str, *, approve: bool, decided_by: str, reason: str | None = None
+    ) -> ApprovalRecord:
+        """Approve or reject a pending approval; a decided or expired one cannot be decided again."""
+        current = await self.get(approval_id)
+        if current.status != "pending":
+            raise ConflictError(f"Approval {str(current.id)[:8]} is {current.status} already.")
+        async with self._sessionmaker() as session, session.begin():
+            result = await session.execute(
+                update(Approval)
+                .where(Approval.id == current.id, Approval.status == "pending")
+                .values(
+                    status="approved" if approve else "rejected",
+                    decided_by=decided_by,
+                    reason=reason,
+                    decided_at=datetime.now(UTC),
+                )
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise ConflictError(f"Approval {str(current.id)[:8]} was decided a moment ago.")
+        return await self.get(current.id)
+
+    async def expire_overdue(self) -> int:
+        """Mark pending approvals past their expiry as expired; return how many."""
+        async with self._sessionmaker() as session, session.begin():
+            result = await session.execute(
+                update(Approval)
+                .where(Approval.status == "pending", Approval.expires_at <= datetime.now(UTC))
+                .values(status="expired")
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _parse_id(value: uuid.UUID | str) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    return uuid.UUID(value.strip())

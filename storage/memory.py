@@ -1,0 +1,128 @@
+"""Agent memory: semantic facts that supersede older facts about the same subject, ranked recall."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import Float, Text, case, cast, delete, func, literal, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import Memory
+from storage.records import MemoryRecord
+
+
+def _live(user_id: str, kind: str = "semantic") -> list:
+    now = datetime.now(UTC)
+    return [
+        Memory.user_id == user_id,
+        Memory.kind == kind,
+        Memory.superseded_by.is_(None),
+        Memory.forgotten_at.is_(None),
+        or_(Memory.expires_at.is_(None), Memory.expires_at > now),
+    ]
+
+
+class MemoryRepository:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+
+    async def remember(
+        self,
+        *,
+        user_id: str,
+        content: str,
+        subject: str | None,
+        kind: str = "semantic",
+        importance: float = 0.5,
+        expires_at: datetime | None = None,
+        embedding: list[float] | None = None,
+    ) -> tuple[MemoryRecord, list[MemoryRecord]]:
+        """Store a fact; live facts about the same subject are superseded by it (kept as history)."""
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        row = Memory(
+            user_id=user_id,
+            kind=kind,
+            subject=subject,
+            content=content,
+            content_hash=digest,
+            importance=importance,
+            expires_at=expires_at,
+            embedding=embedding,
+        )
+        async with self._sessionmaker() as session, session.begin():
+            session.add(row)
+            await session.flush()
+            superseded: list[Memory] = []
+            if subject:
+                superseded = list(
+                    (
+                        await session.scalars(
+                            update(Memory)
+                            .where(*_live(user_id, kind), Memory.subject == subject, Memory.id != row.id)
+                            .values(superseded_by=row.id)
+                            .returning(Memory)
+                        )
+                    ).all()
+                )
+            await session.refresh(row)
+            return MemoryRecord.model_validate(row), [MemoryRecord.model_validate(s) for s in superseded]
+
+    async def recall(
+        self, *, user_id: str, query: str, subject: str | None = None, limit: int = 5
+    ) -> list[tuple[MemoryRecord, float]]:
+        """Live facts best matching ``query``: subject match, then full-text rank, importance, recency."""
+        words = func.plainto_tsquery("english", query)
+        any_word = func.to_tsquery(
+            "english", func.replace(cast(func.plainto_tsquery("english", query), Text), "&", "|")
+        )
+        rank = func.ts_rank(Memory.tsv, any_word)
+        subject_hit = case((Memory.subject == subject, 1.0), else_=0.0) if subject else literal(0.0)
+        age_days = func.extract("epoch", func.now() - Memory.created_at) / 86400.0
+        score = (
+            subject_hit * 2.0 + cast(rank, Float) + Memory.importance * 0.2 + 0.1 / (1.0 + age_days)
+        ).label("score")
+        matches = or_(Memory.tsv.op("@@")(any_word), Memory.tsv.op("@@")(words))
+        if subject:
+            matches = or_(matches, Memory.subject == subject)
+        async with self._sessionmaker() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(Memory, score).where(*_live(user_id), matches).order_by(score.desc()).limit(limit)
+                )
+            ).all()
+            if rows:
+                await session.execute(
+                    update(Memory)
+                    .where(Memory.id.in_([r[0].id for r in rows]))
+                    .values(access_count=Memory.access_count + 1, last_accessed_at=datetime.now(UTC))
+                )
+            return [(MemoryRecord.model_validate(r[0]), float(r[1])) for r in rows]
+
+    async def forget(self, *, user_id: str, query: str, subject: str | None = None) -> list[MemoryRecord]:
+        """Delete the live facts that match ``query`` (and their superseded history); return them."""
+        found = await self.recall(user_id=user_id, query=query, subject=subject, limit=50)
+        strong = [record for record, score in found if score >= found[0][1] * 0.5] if found else []
+        if not strong:
+            return []
+        ids = [r.id for r in strong]
+        async with self._sessionmaker() as session, session.begin():
+            await session.execute(delete(Memory).where(Memory.superseded_by.in_(ids)))
+            await session.execute(delete(Memory).where(Memory.id.in_(ids)))
+        return strong
+
+    async def history(self, *, user_id: str, subject: str) -> list[MemoryRecord]:
+        """Every fact ever stored about a subject, oldest first, superseded ones included."""
+        async with self._sessionmaker() as session:
+            rows = await session.scalars(
+                select(Memory)
+                .where(Memory.user_id == user_id, Memory.subject == subject)
+                .order_by(Memory.created_at)
+            )
+            return [MemoryRecord.model_validate(r) for r in rows]
+
+    async def get(self, memory_id: uuid.UUID) -> MemoryRecord | None:
+        async with self._sessionmaker() as session:
+            row = await session.get(Memory, memory_id)
+            return MemoryRecord.model_validate(row) if row else None
