@@ -34,7 +34,7 @@ from intents import ConversationContext, IntentMatch, LiveLists, Recognizer
 from storage.approvals import ApprovalRepository
 from storage.audit import AuditDraft, AuditLog
 from storage.lists import live_names
-from tools import ToolDefinition
+from tools import Risk, ToolDefinition
 from tools.errors import ToolError
 
 log = logging.getLogger(__name__)
@@ -300,6 +300,7 @@ class Kommandant:
             user=turn.user,
             channel=turn.channel,
             thread=turn.thread,
+            side_effects=tool.risk is not Risk.READ,
         )
         yield ToolStarted(call_id=call.call_id, tool=tool.name, agent=tool.agent, arguments=arguments)
         audit.record(

@@ -33,6 +33,11 @@ class ToolCall(BaseModel):
     thread: str | None = Field(default=None, description="Conversation thread, if any.")
     deadline: float = Field(description="Unix epoch seconds; a call past its deadline is not executed.")
     attempt: int = Field(default=1, ge=1, description="1 for the first delivery, +1 for every retry.")
+    side_effects: bool = Field(
+        default=True,
+        description="False for calls that only read: running one twice is harmless, so its result is not "
+        "stored for idempotency (saves two database round trips per call).",
+    )
 
     @model_validator(mode="after")
     def _key_defaults_to_call_id(self) -> Self:
@@ -51,6 +56,7 @@ class ToolCall(BaseModel):
         channel: str = "cli",
         thread: str | None = None,
         idempotency_key: str | None = None,
+        side_effects: bool = True,
     ) -> ToolCall:
         """A new call of ``tool`` that must finish within ``timeout`` seconds from now."""
         call_id = _new_id()
@@ -62,6 +68,7 @@ class ToolCall(BaseModel):
             channel=channel,
             thread=thread,
             deadline=time.time() + timeout,
+            side_effects=side_effects,
         )
 
     @property

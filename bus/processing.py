@@ -90,30 +90,28 @@ async def process(
 async def _run_once(
     call: ToolCall, *, agent: str, handler: Handler, store: ResultStore, policy: RetryPolicy
 ) -> Outcome:
-    """The stored result of the key, or the handler's (then stored; the first stored result wins)."""
-    try:
-        stored = await store.get(call.idempotency_key)
-    except Exception as err:
-        log.exception("result store unavailable for %s", call.call_id)
-        return _failure(call, err, agent, policy, what="the result store failed")
-    if stored is not None:
-        result = ToolResult.model_validate(stored).model_copy(
-            update={"call_id": call.call_id, "replayed": True}
-        )
+    """The stored result of the key, or the handler's (then stored; the first stored result wins).
+
+    Calls without side effects skip the store: running one again is harmless.
+    """
+    if call.side_effects:
+        try:
+            stored = await store.get(call.idempotency_key)
+        except Exception as err:
+            log.exception("result store unavailable for %s", call.call_id)
+            return _failure(call, err, agent, policy, what="the result store failed")
+        if stored is not None:
+            result = ToolResult.model_validate(stored).model_copy(
+                update={"call_id": call.call_id, "replayed": True}
+            )
+            return Reply(call=call, result=result)
+
+    outcome = await _invoke(call, agent=agent, handler=handler, policy=policy)
+    if not isinstance(outcome, ToolResult):
+        return outcome
+    result = outcome
+    if not call.side_effects:
         return Reply(call=call, result=result)
-
-    try:
-        result = await handler(call)
-    except PermanentError as err:
-        log.warning("%s on %s failed permanently: %s", call.tool, agent, err)
-        reply = ToolResult.error(call.call_id, f"{call.tool} failed: {err}", agent=agent)
-        return DeadLetter(reason=f"permanent error: {err}", call=call, reply=reply)
-    except Exception as err:
-        log.exception("%s on %s failed (attempt %d)", call.tool, agent, call.attempt)
-        return _failure(call, err, agent, policy, what=f"{call.tool} failed")
-
-    if result.agent is None:
-        result.agent = agent
     try:
         stored = await store.put(
             call.idempotency_key, call.tool, result.model_dump(mode="json", by_alias=True)
@@ -126,6 +124,24 @@ async def _run_once(
         return Reply(call=call, result=result)  # ours was the first result stored under this key
     first = ToolResult.model_validate(stored).model_copy(update={"call_id": call.call_id, "replayed": True})
     return Reply(call=call, result=first)
+
+
+async def _invoke(
+    call: ToolCall, *, agent: str, handler: Handler, policy: RetryPolicy
+) -> ToolResult | Outcome:
+    """Run the handler: its result, or what to do about its failure (retry or dead-letter)."""
+    try:
+        result = await handler(call)
+    except PermanentError as err:
+        log.warning("%s on %s failed permanently: %s", call.tool, agent, err)
+        reply = ToolResult.error(call.call_id, f"{call.tool} failed: {err}", agent=agent)
+        return DeadLetter(reason=f"permanent error: {err}", call=call, reply=reply)
+    except Exception as err:
+        log.exception("%s on %s failed (attempt %d)", call.tool, agent, call.attempt)
+        return _failure(call, err, agent, policy, what=f"{call.tool} failed")
+    if result.agent is None:
+        result.agent = agent
+    return result
 
 
 def _failure(call: ToolCall, err: Exception, agent: str, policy: RetryPolicy, *, what: str) -> Outcome:

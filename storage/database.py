@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from storage.embedded import embedded_url, start_embedded
+from storage.embedded import embedded_url, release_embedded, start_embedded
 from storage.errors import DatabaseUnavailableError, PgvectorMissingError
 from storage.migrate import upgrade
 
@@ -113,16 +113,23 @@ class Database:
                 await upgrade(engine)
         except BaseException:
             await engine.dispose()
+            if self._server is not None:
+                self._server = None
+                await release_embedded(self._data_dir)  # type: ignore[arg-type]
             raise
         self._engine = engine
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
 
     async def close(self) -> None:
-        """Dispose the pool. The embedded server stops when the last process using it exits."""
+        """Dispose the pool and release the embedded server (stopped once no process uses it)."""
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
             self._sessionmaker = None
+        if self._server is not None:
+            self._server = None
+            assert self._data_dir is not None
+            await release_embedded(self._data_dir)
 
     async def __aenter__(self) -> Database:
         await self.start()

@@ -7,7 +7,7 @@ import shutil
 import socket
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -37,11 +37,14 @@ def new_pg_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="kommandant-test-pg-")) / "pgdata"
 
 
-@pytest.fixture
-def pg_dir() -> Iterator[Path]:
-    """A data folder for a test's own embedded cluster, removed afterwards."""
+@pytest_asyncio.fixture(loop_scope="session")
+async def pg_dir() -> AsyncIterator[Path]:
+    """A data folder for a test's own embedded cluster, stopped and removed afterwards."""
+    from storage.embedded import stop_embedded
+
     path = new_pg_dir()
     yield path
+    await stop_embedded(path)
     shutil.rmtree(path.parent, ignore_errors=True)
 
 
@@ -53,9 +56,6 @@ async def database() -> AsyncIterator[Database]:
         async with Database(data_dir=data_dir) as db:
             yield db
     finally:
-        from storage.embedded import stop_embedded
-
-        await stop_embedded(data_dir)
         shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 

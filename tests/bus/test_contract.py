@@ -249,6 +249,27 @@ async def test_idempotent_redelivery_returns_the_stored_result(bus: Bus, network
     assert await network.store.get("turn-7") is not None
 
 
+async def test_calls_without_side_effects_run_again_and_are_not_stored(bus: Bus, network: Network) -> None:
+    runs: list[str] = []
+
+    async def recall(call: ToolCall) -> ToolResult:
+        runs.append(call.call_id)
+        return ToolResult.ok(call.call_id, text=f"run #{len(runs)}")
+
+    await (await network.bus()).serve("memory", recall)
+    calls = [
+        ToolCall.create(
+            "memory_recall", {"query": "tea"}, timeout=5, idempotency_key="read-1", side_effects=False
+        )
+        for _ in range(2)
+    ]
+    results = [await bus.call("memory", call) for call in calls]
+
+    assert [r.text for r in results] == ["run #1", "run #2"]
+    assert not any(r.replayed for r in results)
+    assert await network.store.get("read-1") is None
+
+
 async def test_call_too_large_is_refused_before_sending(bus: Bus, network: Network) -> None:
     small = await network.bus(max_message_bytes=2_000) if network.kind == "rabbit" else None
     target = small or LocalBus(max_message_bytes=2_000)

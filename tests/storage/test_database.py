@@ -35,8 +35,10 @@ async def test_embedded_database_is_reused_and_keeps_data(pg_dir: Path) -> None:
     data_dir = pg_dir
     async with Database(data_dir=data_dir) as first:
         await PostgresResultStore(first.sessionmaker).put("k", "system_status", {"kept": True})
+    assert not (data_dir / "postmaster.pid").exists(), "closing the last user must stop the server"
     async with Database(data_dir=data_dir) as second:
         assert await PostgresResultStore(second.sessionmaker).get("k") == {"kept": True}
+    assert not (data_dir / "postmaster.pid").exists()
 
 
 async def test_result_store_first_writer_wins(db: Database) -> None:
