@@ -31,6 +31,7 @@ from assistant.events import (
 )
 from bus import BusError, CallTimeout, Subscription, ToolCall
 from intents import ConversationContext, IntentMatch, LiveLists, Recognizer
+from storage import is_connection_lost
 from storage.approvals import ApprovalRepository
 from storage.audit import AuditDraft, AuditLog
 from storage.lists import live_names
@@ -88,14 +89,32 @@ class Kommandant:
 
     # -- the turn -----------------------------------------------------------------------------------------
     async def handle(self, turn: Turn) -> AsyncIterator[Event]:
-        """Understand ``turn``, run what it asks (in order), and reply. Never raises for bad input."""
-        try:
-            async for event in self._handle(turn):
-                yield event
-        except Exception:
-            log.exception("turn failed: user=%s channel=%s", turn.user, turn.channel)
-            yield Failed("Something went wrong on my side while handling that; it has been logged.")
-            yield ReplyDone("Sorry — something went wrong on my side. Please try again.")
+        """Understand ``turn``, run what it asks (in order), and reply. Never raises for bad input.
+
+        A turn that lost its database connection before showing anything (a database restart) is run
+        once more on fresh connections; later, the person is told plainly to say it again.
+        """
+        for attempt in (1, 2):
+            shown = False
+            try:
+                async for event in self._handle(turn):
+                    shown = True
+                    yield event
+                return
+            except Exception as err:
+                lost = is_connection_lost(err)
+                if lost and not shown and attempt == 1:
+                    log.warning("database connection lost; running the turn again on fresh connections")
+                    continue
+                log.exception("turn failed: user=%s channel=%s", turn.user, turn.channel)
+                message = (
+                    "I lost the connection to the database while doing that; please say it again."
+                    if lost
+                    else "Sorry — something went wrong on my side. Please try again."
+                )
+                yield Failed(message)
+                yield ReplyDone(message)
+                return
 
     async def _handle(self, turn: Turn) -> AsyncIterator[Event]:
         audit = TurnAudit(self.services.audit, turn)

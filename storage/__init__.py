@@ -1,7 +1,7 @@
 """Storage: Postgres with pgvector (embedded by default), migrations, repositories, the audit trail."""
 
 from storage.audit import AuditEntry, AuditError, AuditIntegrityError, AuditLog, VerifyReport, redact_secrets
-from storage.database import Database, redact, to_async_url
+from storage.database import Database, is_connection_lost, redact, to_async_url
 from storage.errors import (
     ConflictError,
     DatabaseUnavailableError,
@@ -24,6 +24,7 @@ __all__ = [
     "PostgresResultStore",
     "StorageError",
     "VerifyReport",
+    "is_connection_lost",
     "redact",
     "redact_secrets",
     "to_async_url",

@@ -103,6 +103,7 @@ class Database:
                 connect_args={"timeout": CONNECT_TIMEOUT},
             )
             _ping_when_idle(engine)
+            _recycle_on_connection_loss(engine)
         except Exception as err:
             raise DatabaseUnavailableError(
                 f"The database URL {redact(url)} is not valid ({err}). Expected postgresql://user:pass@host:port/db."
@@ -139,6 +140,37 @@ class Database:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+def is_connection_lost(err: BaseException) -> bool:
+    """Whether ``err`` (or what it wraps) means the server connection is gone: a restart, a kill, a cut."""
+    import asyncpg
+
+    lost = (
+        asyncpg.exceptions.ConnectionDoesNotExistError,
+        asyncpg.exceptions.PostgresConnectionError,
+        asyncpg.exceptions.AdminShutdownError,
+        asyncpg.exceptions.CannotConnectNowError,
+        asyncpg.exceptions.InternalClientError,
+        asyncpg.exceptions.InterfaceError,
+        ConnectionError,
+        OSError,
+    )
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, lost) or getattr(seen, "connection_invalidated", False):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _recycle_on_connection_loss(engine: AsyncEngine) -> None:
+    """Tell SQLAlchemy that lost connections are disconnects, so it replaces the whole pool at once."""
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _classify(context: Any) -> None:
+        if not context.is_disconnect and is_connection_lost(context.original_exception):
+            context.is_disconnect = True
 
 
 def _ping_when_idle(engine: AsyncEngine) -> None:
