@@ -193,16 +193,22 @@ def _unlisted_name(words: Sequence[str], built: Built) -> bool:
     return True
 
 
+def _around(utterance: Utterance, start: int, end: int, inner_start: int, inner_end: int) -> tuple[int, int]:
+    """The words of ``start..end`` besides a time phrase found at ``inner_start..inner_end`` (relative):
+    after it when it leads the span, else before it; linking words ("to", "that") stripped."""
+    if inner_start == 0:
+        rest_start, rest_end = start + inner_end, end
+    else:
+        rest_start, rest_end = start, start + inner_start
+    return _strip_links(utterance, rest_start, rest_end), rest_end
+
+
 def _text_due(utterance: Utterance, start: int, end: int, slots: SlotInput, built: Built) -> bool:
     found = split_moment(utterance.words[start:end], slots.now)
     if found is None:
         return False
     time_start, time_end, moment = found
-    if time_start == 0:
-        text_start, text_end = start + time_end, end
-    else:
-        text_start, text_end = start, start + time_start
-    text_start = _strip_links(utterance, text_start, text_end)
+    text_start, text_end = _around(utterance, start, end, time_start, time_end)
     text = utterance.original_text(text_start, text_end)
     if not text:
         return False
@@ -217,11 +223,7 @@ def _target_when(utterance: Utterance, start: int, end: int, slots: SlotInput, b
     if found is None:
         return False
     when_start, when_end, recurrence = found
-    if when_start == 0:
-        target_start, target_end = start + when_end, end
-    else:
-        target_start, target_end = start, start + when_start
-    target_start = _strip_links(utterance, target_start, target_end)
+    target_start, target_end = _around(utterance, start, end, when_start, when_end)
     target = utterance.original_text(target_start, target_end)
     if not target:
         return False
