@@ -74,3 +74,13 @@ async def _ask_approval(kommandant: Any, event: ApprovalRequired, turn: Turn) ->
         channel=turn.channel,
         thread=turn.thread,
     )
+
+
+async def deliver_reminders(runtime: Any, user: str) -> None:
+    """Show this user's reminders from the web chat as messages in the open chat when they fall due."""
+    from agents import fired_topic
+
+    async with runtime.services.bus.subscribe(fired_topic("web")) as fired:
+        async for event in fired:
+            if event.payload.get("user") == user:
+                await cl.Message(content=f"⏰ Reminder: {event.payload.get('text', '')}").send()
