@@ -42,19 +42,21 @@ class ApprovalRepository:
         )
         async with self._sessionmaker() as session, session.begin():
             session.add(row)
-        async with self._sessionmaker() as session:
-            stored = await session.get(Approval, row.id)
-            return ApprovalRecord.model_validate(stored)
+            await session.flush()
+            await session.refresh(row)
+            return ApprovalRecord.model_validate(row)
 
     async def get(self, approval_id: uuid.UUID | str) -> ApprovalRecord:
-        """One approval, with ``status`` already 'expired' when its time ran out."""
+        """One approval, reported 'expired' once its time ran out (a read: waiting turns poll this)."""
         key = _parse_id(approval_id)
-        await self.expire_overdue()
         async with self._sessionmaker() as session:
             row = await session.get(Approval, key)
             if row is None:
                 raise NotFoundError(f"There is no approval {approval_id}.")
-            return ApprovalRecord.model_validate(row)
+            record = ApprovalRecord.model_validate(row)
+        if record.status == "pending" and record.expires_at <= datetime.now(UTC):
+            return record.model_copy(update={"status": "expired"})
+        return record
 
     async def find(self, prefix: str) -> ApprovalRecord:
         """An approval by its id or a unique prefix of it (people type the first few characters)."""
@@ -96,7 +98,11 @@ class ApprovalRepository:
         async with self._sessionmaker() as session, session.begin():
             result = await session.execute(
                 update(Approval)
-                .where(Approval.id == current.id, Approval.status == "pending")
+                .where(
+                    Approval.id == current.id,
+                    Approval.status == "pending",
+                    Approval.expires_at > datetime.now(UTC),
+                )
                 .values(
                     status="approved" if approve else "rejected",
                     decided_by=decided_by,
@@ -105,7 +111,7 @@ class ApprovalRepository:
                 )
             )
             if result.rowcount == 0:  # type: ignore[attr-defined]
-                raise ConflictError(f"Approval {str(current.id)[:8]} was decided a moment ago.")
+                raise ConflictError(f"Approval {str(current.id)[:8]} was decided or expired a moment ago.")
         return await self.get(current.id)
 
     async def expire_overdue(self) -> int:

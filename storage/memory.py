@@ -72,44 +72,28 @@ class MemoryRepository:
     async def recall(
         self, *, user_id: str, query: str, subject: str | None = None, limit: int = 5
     ) -> list[tuple[MemoryRecord, float]]:
-        """Live facts best matching ``query``: subject match, then full-text rank, importance, recency."""
-        words = func.plainto_tsquery("english", query)
-        any_word = func.to_tsquery(
-            "english", func.replace(cast(func.plainto_tsquery("english", query), Text), "&", "|")
-        )
-        rank = func.ts_rank(Memory.tsv, any_word)
-        subject_hit = case((Memory.subject == subject, 1.0), else_=0.0) if subject else literal(0.0)
-        age_days = func.extract("epoch", func.now() - Memory.created_at) / 86400.0
-        score = (
-            subject_hit * 2.0 + cast(rank, Float) + Memory.importance * 0.2 + 0.1 / (1.0 + age_days)
-        ).label("score")
-        matches = or_(Memory.tsv.op("@@")(any_word), Memory.tsv.op("@@")(words))
-        if subject:
-            matches = or_(matches, Memory.subject == subject)
+        """Live facts best matching ``query``: subject match, then full-text rank, importance, recency.
+
+        Counts an access on each fact returned."""
         async with self._sessionmaker() as session, session.begin():
-            rows = (
-                await session.execute(
-                    select(Memory, score).where(*_live(user_id), matches).order_by(score.desc()).limit(limit)
-                )
-            ).all()
+            rows = await _ranked(session, user_id=user_id, query=query, subject=subject, limit=limit)
             if rows:
                 await session.execute(
                     update(Memory)
-                    .where(Memory.id.in_([r[0].id for r in rows]))
+                    .where(Memory.id.in_([record.id for record, _ in rows]))
                     .values(access_count=Memory.access_count + 1, last_accessed_at=datetime.now(UTC))
                 )
-            return [(MemoryRecord.model_validate(r[0]), float(r[1])) for r in rows]
+        return rows
 
     async def forget(self, *, user_id: str, query: str, subject: str | None = None) -> list[MemoryRecord]:
-        """Delete the live facts that match ``query`` (and their superseded history); return them."""
-        found = await self.recall(user_id=user_id, query=query, subject=subject, limit=50)
-        strong = [record for record, score in found if score >= found[0][1] * 0.5] if found else []
-        if not strong:
-            return []
-        ids = [r.id for r in strong]
+        """Delete the live facts that match ``query`` well (and their superseded history); return them."""
         async with self._sessionmaker() as session, session.begin():
-            await session.execute(delete(Memory).where(Memory.superseded_by.in_(ids)))
-            await session.execute(delete(Memory).where(Memory.id.in_(ids)))
+            found = await _ranked(session, user_id=user_id, query=query, subject=subject, limit=50)
+            strong = [record for record, score in found if score >= found[0][1] * 0.5] if found else []
+            ids = [r.id for r in strong]
+            if ids:
+                await session.execute(delete(Memory).where(Memory.superseded_by.in_(ids)))
+                await session.execute(delete(Memory).where(Memory.id.in_(ids)))
         return strong
 
     async def history(self, *, user_id: str, subject: str) -> list[MemoryRecord]:
@@ -126,3 +110,28 @@ class MemoryRepository:
         async with self._sessionmaker() as session:
             row = await session.get(Memory, memory_id)
             return MemoryRecord.model_validate(row) if row else None
+
+
+async def _ranked(
+    session: AsyncSession, *, user_id: str, query: str, subject: str | None, limit: int
+) -> list[tuple[MemoryRecord, float]]:
+    """A user's live facts matching ``query`` (any word) or ``subject``, best first, with their scores."""
+    words = func.plainto_tsquery("english", query)
+    any_word = func.to_tsquery(
+        "english", func.replace(cast(func.plainto_tsquery("english", query), Text), "&", "|")
+    )
+    rank = func.ts_rank(Memory.tsv, any_word)
+    subject_hit = case((Memory.subject == subject, 1.0), else_=0.0) if subject else literal(0.0)
+    age_days = func.extract("epoch", func.now() - Memory.created_at) / 86400.0
+    score = (subject_hit * 2.0 + cast(rank, Float) + Memory.importance * 0.2 + 0.1 / (1.0 + age_days)).label(
+        "score"
+    )
+    matches = or_(Memory.tsv.op("@@")(any_word), Memory.tsv.op("@@")(words))
+    if subject:
+        matches = or_(matches, Memory.subject == subject)
+    rows = (
+        await session.execute(
+            select(Memory, score).where(*_live(user_id), matches).order_by(score.desc()).limit(limit)
+        )
+    ).all()
+    return [(MemoryRecord.model_validate(row[0]), float(row[1])) for row in rows]

@@ -1,0 +1,59 @@
+"""Repositories on real PostgreSQL: approvals expire and are decided once; forgetting is not recalling."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+
+from storage import ConflictError, Database
+from storage.approvals import ApprovalRepository
+from storage.memory import MemoryRepository
+from storage.models import Approval, Memory
+
+
+async def test_an_expired_approval_reads_expired_and_cannot_be_approved(db: Database) -> None:
+    approvals = ApprovalRepository(db.sessionmaker)
+    record = await approvals.request(
+        "bots_stop", {"name": "crawler"}, requested_by="ann", channel="web", thread_id=None, ttl=0.2
+    )
+    assert record.status == "pending"
+    await asyncio.sleep(0.3)
+    assert (await approvals.get(record.id)).status == "expired"
+    with pytest.raises(ConflictError, match="expired"):
+        await approvals.decide(record.id, approve=True, decided_by="ann")
+    async with db.sessionmaker() as session:  # reading it did not write it
+        assert await session.scalar(select(Approval.status).where(Approval.id == record.id)) == "pending"
+    assert await approvals.pending() == []
+    async with db.sessionmaker() as session:
+        assert await session.scalar(select(Approval.status).where(Approval.id == record.id)) == "expired"
+
+
+async def test_a_pending_approval_is_decided_once(db: Database) -> None:
+    approvals = ApprovalRepository(db.sessionmaker)
+    record = await approvals.request(
+        "memory_forget", {"query": "x"}, requested_by="ann", channel="cli", thread_id=None, ttl=60
+    )
+    decided = await approvals.find(str(record.id)[:8])
+    assert decided.id == record.id
+    assert (await approvals.decide(record.id, approve=False, decided_by="bob")).status == "rejected"
+    with pytest.raises(ConflictError, match="rejected already"):
+        await approvals.decide(record.id, approve=True, decided_by="bob")
+
+
+async def test_forget_deletes_matches_and_history_without_counting_an_access(db: Database) -> None:
+    memories = MemoryRepository(db.sessionmaker)
+    old, _ = await memories.remember(user_id="ann", content="my editor is vim", subject="editor")
+    new, superseded = await memories.remember(user_id="ann", content="my editor is neovim", subject="editor")
+    assert [s.id for s in superseded] == [old.id]
+    kept, _ = await memories.remember(user_id="ann", content="my shell is fish", subject="shell")
+    gone = await memories.forget(user_id="ann", query="my editor", subject="editor")
+    assert [g.id for g in gone] == [new.id]
+    async with db.sessionmaker() as session:
+        left = {row.id: row.access_count for row in await session.scalars(select(Memory))}
+    assert left == {kept.id: 0}
+    recalled = await memories.recall(user_id="ann", query="my shell", subject="shell")
+    assert [r.id for r, _ in recalled] == [kept.id]
+    async with db.sessionmaker() as session:
+        assert await session.scalar(select(Memory.access_count).where(Memory.id == kept.id)) == 1
