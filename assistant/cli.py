@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from assistant import cli_audit, cli_bus, cli_turns
+from assistant import cli_audit, cli_bus, cli_knowledge, cli_mcp, cli_turns, cli_voice, cli_web
 from assistant.console import console, fail, load_settings, run
 
 app = typer.Typer(
@@ -24,6 +24,8 @@ app.command()(cli_turns.chat)
 app.command()(cli_turns.worker)
 app.add_typer(cli_audit.app, name="audit", help="The tamper-evident audit trail.")
 app.add_typer(cli_bus.app, name="bus", help="The message bus: dead letters.")
+for _module in (cli_web, cli_voice, cli_knowledge, cli_mcp):
+    _module.register(app)
 
 
 @app.command()

@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     ollama_url: str = Field(default="http://127.0.0.1:11434", description="Ollama server URL.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
 
+    # --- web chat: login and uploads (issue 5; its owner edits only this section) ---
+
+    # --- voice: speech in and out (issue 6; its owner edits only this section) ---
+
+    # --- knowledge, memory, embeddings and the LLM (issue 7; its owner edits only this section) ---
+
+    # --- MCP server and bridge (issue 8; its owner edits only this section) ---
+
     @field_validator("database_url", "amqp_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

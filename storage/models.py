@@ -328,3 +328,10 @@ class SystemMeta(Base):
     __tablename__ = "system_meta"
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# --- web chat: users and Chainlit's data layer tables (issue 5) ---
+
+# --- knowledge and embeddings (issue 7) ---
+
+# --- MCP access tokens (issue 8) ---
