@@ -4,6 +4,10 @@ VENV   ?= .venv
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 BIN    := $(VENV)/bin
+# PyTorch (for the local embedding model) comes from its CPU-only index: a plain `pip install torch` on
+# Linux pulls several GB of CUDA packages. Set TORCH_INDEX to another index for a GPU build.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_VERSION ?= 2.13.0
 STAMP  := $(VENV)/.installed
 
 .PHONY: up test install lint format bench clean
@@ -12,6 +16,8 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Kommandant needs Python 3.11 or newer"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --retries 1 --timeout 10 \
+		--extra-index-url $(TORCH_INDEX) "torch==$(TORCH_VERSION)"
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
