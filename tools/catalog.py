@@ -23,6 +23,11 @@ class Catalog:
         self._tools[tool.name] = tool
         return tool
 
+    def replace(self, tool: ToolDefinition) -> ToolDefinition:
+        """Add or overwrite a tool: outside MCP servers' tools change when their server does."""
+        self._tools[tool.name] = tool
+        return tool
+
     def get(self, name: str) -> ToolDefinition:
         """The tool with this name, or ``UnknownToolError``."""
         try:
