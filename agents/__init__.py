@@ -2,8 +2,9 @@
 
 from agents.base import Agent, CallContext
 from agents.errors import AgentError, NotAvailableError
+from agents.knowledge import KnowledgeAgent
 from agents.memory import MemoryAgent
-from agents.pending import BotsAgent, KnowledgeAgent, SchedulerAgent
+from agents.pending import BotsAgent, SchedulerAgent
 from agents.reminders import RemindersAgent, fired_topic
 from agents.services import Services
 from agents.system import APPROVALS_DECIDED, SystemAgent

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 from agents.base import Agent, CallContext
+from agents.knowledge import CheckedEmbedder
 from agents.services import Services
+from storage.embeddings import EmbeddingError
+from storage.knowledge import EmbeddingMismatchError
 from storage.memory import MemoryRepository
 from storage.records import MemoryRecord
 from tools.builtin.memory import (
@@ -18,6 +22,8 @@ from tools.builtin.memory import (
     RememberInput,
     RememberResult,
 )
+
+log = logging.getLogger(__name__)
 
 _FACT = re.compile(
     r"^(?:that\s+)?(?:(?:my|our|the|his|her|their)\s+)?"
@@ -35,8 +41,18 @@ def _clean(words: str) -> str:
     return " ".join(words.lower().split())
 
 
+_WHERE = re.compile(
+    r"^(?:that\s+)?(?P<who>i|we)\s+(?:now\s+|currently\s+)?(?P<verb>live|work|study)\s+(?:in|at|for)\s+.+$",
+    re.IGNORECASE,
+)
+
+
 def subject_of_fact(fact: str) -> str | None:
-    """What a fact is about: "my editor is neovim" -> "editor"; None when there is no "X is Y" shape."""
+    """What a fact is about: "my editor is neovim" -> "editor", "I live in Ulm" -> "where i live";
+    None when the fact has no such shape."""
+    where = _WHERE.match(fact.strip())
+    if where:
+        return f"where {where.group('who').lower()} {where.group('verb').lower()}"
     match = _FACT.match(fact.strip())
     return _clean(match.group("subject")) if match else None
 
@@ -53,6 +69,10 @@ def _fact(record: MemoryRecord) -> MemoryFact:
     )
 
 
+MAX_SCORE = 4.0
+"""A recall score near the best possible (see ``storage.memory._ranked``), scaled to 1."""
+
+
 class MemoryAgent(Agent):
     name = "memory"
     description = "Remembers facts people tell it and recalls them."
@@ -60,22 +80,55 @@ class MemoryAgent(Agent):
     def __init__(self, services: Services) -> None:
         super().__init__(services)
         self.memories = MemoryRepository(services.database.sessionmaker)
+        self.embedder = CheckedEmbedder(services)
         self.register("memory_remember", self.remember)
         self.register("memory_recall", self.recall)
         self.register("memory_forget", self.forget)
 
+    async def _vector(self, text: str) -> list[float] | None:
+        """The text's embedding, or None when the model is unavailable: the fact is still kept, and
+        recall still finds it by its words."""
+        if not self.embedder.ready():
+            self.embedder.warm()  # this call goes on by words; later ones use meaning too
+            return None
+        try:
+            return (await self.embedder.embed([text]))[0]
+        except (EmbeddingError, EmbeddingMismatchError) as err:
+            log.warning("memory without embedding: %s", err)
+            return None
+
     async def remember(self, args: RememberInput, ctx: CallContext) -> RememberResult:
         record, superseded = await self.memories.remember(
-            user_id=ctx.user, content=args.fact, subject=subject_of_fact(args.fact)
+            user_id=ctx.user,
+            content=args.fact,
+            subject=subject_of_fact(args.fact),
+            embedding=await self._vector(args.fact),
         )
         return RememberResult(fact=_fact(record), superseded=[_fact(s) for s in superseded])
 
+    async def _backfill(self, user: str) -> None:
+        """Embed facts stored while the model was loading, so recall by meaning finds them too."""
+        if not self.embedder.ready():
+            return
+        missing = await self.memories.unembedded(user_id=user)
+        if missing:
+            try:
+                vectors = await self.embedder.embed([text for _, text in missing])
+            except (EmbeddingError, EmbeddingMismatchError) as err:
+                log.warning("memory backfill skipped: %s", err)
+                return
+            await self.memories.set_embeddings(list(zip([i for i, _ in missing], vectors, strict=True)))
+
     async def recall(self, args: RecallInput, ctx: CallContext) -> RecallResult:
+        await self._backfill(ctx.user)
         found = await self.memories.recall(
-            user_id=ctx.user, query=args.query, subject=subject_of_query(args.query)
+            user_id=ctx.user,
+            query=args.query,
+            subject=subject_of_query(args.query),
+            embedding=await self._vector(args.query),
         )
         facts = [
-            RecalledFact(**_fact(record).model_dump(), score=min(1.0, max(0.0, score / 2.5)))
+            RecalledFact(**_fact(record).model_dump(), score=min(1.0, max(0.0, score / MAX_SCORE)))
             for record, score in found
         ]
         return RecallResult(facts=facts)

@@ -23,12 +23,6 @@ class PendingAgent(Agent):
         raise NotAvailableError(f"{self.what} are not available in this version of Kommandant yet.")
 
 
-class KnowledgeAgent(PendingAgent):
-    name = "knowledge"
-    description = "Searches and grows the knowledge base."
-    what = "Knowledge search and ingestion"
-
-
 class BotsAgent(PendingAgent):
     name = "bots"
     description = "Runs registered bots as supervised processes."

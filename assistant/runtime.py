@@ -12,6 +12,7 @@ from bus import Bus, create_bus
 from intents import Recognizer
 from storage import Database, PostgresResultStore
 from storage.audit import AuditLog
+from storage.embeddings import embedder_from_settings
 from tools import builtin_catalog
 
 
@@ -20,10 +21,17 @@ class Runtime:
 
     ``agents``: which built-in agents to run here. Default: all of them in embedded mode (no
     ``KOMMANDANT_AMQP_URL``), none in distributed mode, where ``kommandant worker`` runs them.
+    ``warm_embeddings``: start loading the embedding model in the background now (long-running servers;
+    a one-shot ``ask`` leaves it off so a template command never waits for torch).
     """
 
     def __init__(
-        self, settings: Settings, *, agents: Iterable[str] | None = None, database: Database | None = None
+        self,
+        settings: Settings,
+        *,
+        agents: Iterable[str] | None = None,
+        database: Database | None = None,
+        warm_embeddings: bool = False,
     ) -> None:
         self.settings = settings
         if agents is None:
@@ -35,6 +43,7 @@ class Runtime:
             )
         self.agent_names = list(agents)
         self._database = database
+        self._warm_embeddings = warm_embeddings
         self._stack = AsyncExitStack()
         self.services: Services | None = None
         self.kommandant: Kommandant | None = None
@@ -67,7 +76,19 @@ class Runtime:
             worker = AgentWorker(BUILTIN_AGENTS[name](self.services))
             await stack.enter_async_context(worker)
             self.workers.append(worker)
-        self.kommandant = Kommandant(self.services, Recognizer(catalog, timezone=settings.timezone))
+        from agents.mcp_bridge import load_bridged_tools
+
+        await load_bridged_tools(self.services)  # tools of attached outside MCP servers join the catalog
+        fallback = None
+        if settings.llm_model.strip():
+            from assistant.llm import LLMFallback  # litellm itself is imported on first use only
+
+            fallback = LLMFallback(settings, self.services)
+        if self._warm_embeddings:
+            embedder_from_settings(settings).warm()
+        self.kommandant = Kommandant(
+            self.services, Recognizer(catalog, timezone=settings.timezone), fallback=fallback
+        )
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()

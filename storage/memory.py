@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Float, Text, case, cast, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,6 +39,7 @@ class MemoryRepository:
         importance: float = 0.5,
         expires_at: datetime | None = None,
         embedding: list[float] | None = None,
+        data: dict[str, Any] | None = None,
     ) -> tuple[MemoryRecord, list[MemoryRecord]]:
         """Store a fact; live facts about the same subject are superseded by it (kept as history)."""
         digest = hashlib.sha256(content.encode()).hexdigest()
@@ -50,6 +52,7 @@ class MemoryRepository:
             importance=importance,
             expires_at=expires_at,
             embedding=embedding,
+            data=data or {},
         )
         async with self._sessionmaker() as session, session.begin():
             session.add(row)
@@ -70,13 +73,21 @@ class MemoryRepository:
             return MemoryRecord.model_validate(row), [MemoryRecord.model_validate(s) for s in superseded]
 
     async def recall(
-        self, *, user_id: str, query: str, subject: str | None = None, limit: int = 5
+        self,
+        *,
+        user_id: str,
+        query: str,
+        subject: str | None = None,
+        limit: int = 5,
+        embedding: list[float] | None = None,
     ) -> list[tuple[MemoryRecord, float]]:
-        """Live facts best matching ``query``: subject match, then full-text rank, importance, recency.
+        """Live facts best matching ``query``: subject, meaning (``embedding``), words, importance, recency.
 
         Counts an access on each fact returned."""
         async with self._sessionmaker() as session, session.begin():
-            rows = await _ranked(session, user_id=user_id, query=query, subject=subject, limit=limit)
+            rows = await _ranked(
+                session, user_id=user_id, query=query, subject=subject, limit=limit, embedding=embedding
+            )
             if rows:
                 await session.execute(
                     update(Memory)
@@ -106,16 +117,57 @@ class MemoryRepository:
             )
             return [MemoryRecord.model_validate(r) for r in rows]
 
+    async def episodes(self, *, user_id: str, thread_id: str | None, limit: int = 6) -> list[MemoryRecord]:
+        """The latest conversation turns of a thread (episodic memory), oldest first; expired ones skipped."""
+        async with self._sessionmaker() as session:
+            rows = await session.scalars(
+                select(Memory)
+                .where(*_live(user_id, "episodic"), Memory.data["thread"].astext == (thread_id or ""))
+                .order_by(Memory.created_at.desc())
+                .limit(limit)
+            )
+            return [MemoryRecord.model_validate(r) for r in reversed(list(rows))]
+
+    async def unembedded(self, *, user_id: str, limit: int = 200) -> list[tuple[uuid.UUID, str]]:
+        """Live facts of a user stored without an embedding (the model was loading): (id, text)."""
+        async with self._sessionmaker() as session:
+            rows = await session.execute(
+                select(Memory.id, Memory.content)
+                .where(*_live(user_id), Memory.embedding.is_(None))
+                .order_by(Memory.created_at)
+                .limit(limit)
+            )
+            return [(row[0], row[1]) for row in rows.all()]
+
+    async def set_embeddings(self, vectors: list[tuple[uuid.UUID, list[float]]]) -> None:
+        """Store embeddings by memory id (one executemany)."""
+        if vectors:
+            async with self._sessionmaker() as session, session.begin():
+                await session.execute(update(Memory), [{"id": i, "embedding": v} for i, v in vectors])
+
     async def get(self, memory_id: uuid.UUID) -> MemoryRecord | None:
         async with self._sessionmaker() as session:
             row = await session.get(Memory, memory_id)
             return MemoryRecord.model_validate(row) if row else None
 
 
+SIMILAR = 0.4
+"""Cosine similarity from which a fact counts as matching a query by meaning alone."""
+
+
 async def _ranked(
-    session: AsyncSession, *, user_id: str, query: str, subject: str | None, limit: int
+    session: AsyncSession,
+    *,
+    user_id: str,
+    query: str,
+    subject: str | None,
+    limit: int,
+    embedding: list[float] | None = None,
 ) -> list[tuple[MemoryRecord, float]]:
-    """A user's live facts matching ``query`` (any word) or ``subject``, best first, with their scores."""
+    """A user's live facts matching ``query`` (any word, or meaning) or ``subject``, best first, scored.
+
+    score = 2 x subject hit + full-text rank + 1.5 x cosine similarity + 0.2 x importance + recency bonus.
+    """
     words = func.plainto_tsquery("english", query)
     any_word = func.to_tsquery(
         "english", func.replace(cast(func.plainto_tsquery("english", query), Text), "&", "|")
@@ -123,10 +175,19 @@ async def _ranked(
     rank = func.ts_rank(Memory.tsv, any_word)
     subject_hit = case((Memory.subject == subject, 1.0), else_=0.0) if subject else literal(0.0)
     age_days = func.extract("epoch", func.now() - Memory.created_at) / 86400.0
-    score = (subject_hit * 2.0 + cast(rank, Float) + Memory.importance * 0.2 + 0.1 / (1.0 + age_days)).label(
-        "score"
-    )
+    similarity: Any = literal(0.0)
+    if embedding is not None:
+        similarity = func.coalesce(1.0 - Memory.embedding.cosine_distance(embedding), 0.0)
+    score = (
+        subject_hit * 2.0
+        + cast(rank, Float)
+        + similarity * 1.5
+        + Memory.importance * 0.2
+        + 0.1 / (1.0 + age_days)
+    ).label("score")
     matches = or_(Memory.tsv.op("@@")(any_word), Memory.tsv.op("@@")(words))
+    if embedding is not None:
+        matches = or_(matches, Memory.embedding.cosine_distance(embedding) < 1.0 - SIMILAR)
     if subject:
         matches = or_(matches, Memory.subject == subject)
     rows = (

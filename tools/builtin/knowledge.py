@@ -37,9 +37,21 @@ class KnowledgeHit(ToolOutput):
     title: str | None = Field(default=None, description="The entry's title, if it has one.")
     snippet: str = Field(description="The matching passage.")
     score: float = Field(ge=0.0, le=1.0, description="Relevance, 0..1 (1 is best).")
+    source: str | None = Field(default=None, description="Where the entry came from (file name, note).")
+    page: int | None = Field(default=None, description="The page of the passage (PDFs).")
+    section: str | None = Field(default=None, description="The heading the passage sits under.")
+
+    def citation(self) -> str:
+        """Where the passage is: title, page, section."""
+        parts = [self.title or self.source or "a note"]
+        if self.page is not None:
+            parts.append(f"p. {self.page}")
+        if self.section and self.section != self.title:
+            parts.append(f"§ {self.section}")
+        return ", ".join(parts)
 
     def summary(self) -> str:
-        return f"{self.title}: {self.snippet}" if self.title else self.snippet
+        return f"{self.snippet} ({self.citation()})"
 
 
 class KnowledgeSearchResult(ToolOutput):
@@ -51,7 +63,9 @@ class KnowledgeSearchResult(ToolOutput):
     def summary(self) -> str:
         if not self.hits:
             return f"I found nothing about {self.query}."
-        return self.hits[0].summary()
+        more = len(self.hits) - 1
+        tail = f" (+{more} more passage{'s' if more > 1 else ''})" if more else ""
+        return self.hits[0].summary() + tail
 
 
 class KnowledgeEntry(ToolOutput):
@@ -70,9 +84,13 @@ class KnowledgeEntry(ToolOutput):
 class KnowledgeAdded(ToolOutput):
     """The entry that was added."""
 
-    entry: KnowledgeEntry = Field(description="The new entry.")
+    entry: KnowledgeEntry = Field(description="The new entry (or the existing one with the same content).")
+    duplicate: bool = Field(default=False, description="True when the same content was stored already.")
 
     def summary(self) -> str:
+        if self.duplicate:
+            name = f'"{self.entry.title}"' if self.entry.title else "That note"
+            return f"{name} is in the knowledge base already (same content)."
         return self.entry.summary()
 
 
