@@ -1,0 +1,16 @@
+"""The stdio transport of ``kommandant mcp``: an IDE starts it as a subprocess; it acts as the local user."""
+
+from __future__ import annotations
+
+from assistant.config import Settings
+from mcp_server.server import Caller, KommandantMCP
+
+
+async def serve_stdio(settings: Settings) -> None:
+    """Open a Runtime (embedded by default: database and every agent in this process) and serve MCP on
+    stdin/stdout until the client closes it. Logs go to stderr; stdout carries only the protocol."""
+    from assistant.runtime import Runtime
+
+    async with Runtime(settings, warm_embeddings=True) as rt:
+        server = KommandantMCP(lambda: rt, local=Caller(user=settings.mcp_user, role=settings.mcp_role))
+        await server.run_stdio_async()
