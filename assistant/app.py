@@ -1,24 +1,179 @@
-"""The Chainlit web chat. Every message goes through ``Kommandant.handle``; this module only renders events.
+"""The Chainlit web chat. Every message goes through ``Kommandant.handle``; this module only wires hooks.
 
-Chainlit loads this file by path, so it reaches the running services through ``assistant.web.runtime()``.
+Chainlit loads this file by path, so it reaches the running services through ``assistant.web``. Login:
+``assistant.auth``; thread history: ``assistant.chat_history``; rendering: ``assistant.render_chainlit``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import chainlit as cl
+from chainlit.data.base import BaseDataLayer
+from chainlit.input_widget import Select, Switch
+from chainlit.oauth_providers import get_configured_oauth_providers
+from chainlit.types import ThreadDict
 
-from assistant.render_chainlit import deliver_reminders, render_turn
-from assistant.web import runtime
+from assistant import policy
+from assistant.auth import LOCAL_USER, Identity
+from assistant.events import ReplyDelta, ToolFinished, Turn
+from assistant.render_chainlit import (
+    APPROVE_ACTION,
+    IDENTITY_KEY,
+    LLM_KEY,
+    SPEAK_KEY,
+    deliver_reminders,
+    render_turn,
+    session_identity,
+    show_pending_approvals,
+)
+from assistant.web import chat_history, kommandant, runtime, web_auth
+from assistant.web_uploads import ingest_uploads, uploaded_files
+
+LLM_OFF = "off (templates only)"
+STATUS_COMMAND = "Status"
+APPROVALS_COMMAND = "Approvals"
+STARTERS = [
+    ("Remember something", "remember that my editor is neovim"),
+    ("Ask it back", "what is my editor"),
+    ("Set a reminder", "remind me to stretch in 10 minutes"),
+    ("Agent status", "what's the status"),
+    ("Audit trail", "show the last 10 audit entries"),
+    ("Pending approvals", "show pending approvals"),
+]
+NOT_ALLOWED = (
+    "You are signed in as {user}, but that account no longer exists or a password is now required. "
+    "Log out (top right) and sign in again."
+)
+
+
+@cl.data_layer
+def _data_layer() -> BaseDataLayer:
+    return chat_history()
+
+
+@cl.password_auth_callback
+async def password_login(username: str, password: str) -> cl.User | None:
+    return _chainlit_user(await web_auth().password_login(username, password))
+
+
+@cl.header_auth_callback
+async def header_login(headers: Any) -> cl.User | None:
+    return _chainlit_user(await web_auth().header_login(headers))
+
+
+if get_configured_oauth_providers():
+
+    @cl.oauth_callback
+    async def oauth_login(
+        provider_id: str,
+        token: str,
+        raw_user_data: dict[str, str],
+        default_user: cl.User,
+        id_token: str | None,
+    ) -> cl.User | None:
+        return _chainlit_user(await web_auth().oauth_login(default_user.identifier, provider_id))
+
+
+def _chainlit_user(identity: Identity | None) -> cl.User | None:
+    if identity is None:
+        return None
+    return cl.User(identifier=identity.user, metadata={"role": identity.role, "provider": identity.provider})
+
+
+@cl.set_starters
+async def starters(user: cl.User | None = None, language: str | None = None) -> list[cl.Starter]:
+    return [cl.Starter(label=label, message=message) for label, message in STARTERS]
 
 
 @cl.on_chat_start
 async def on_chat_start() -> None:
+    identity = await _open_session()
+    if identity is None:
+        return
+    if identity.provider == "auto":
+        await cl.Message(
+            content=(
+                "You are signed in automatically as the **local admin**: no web account exists yet. "
+                "Create one with `kommandant users add NAME --role admin` and the chat asks for a password."
+            )
+        ).send()
+    await _show_pending(identity)
+
+
+@cl.on_chat_resume
+async def on_chat_resume(thread: ThreadDict) -> None:
+    await _open_session()
+
+
+async def _open_session() -> Identity | None:
+    """Check who this is now, set up settings, commands and reminders; None if they may not chat."""
+    identity = await _current_identity()
+    if identity is None:
+        return None
+    cl.user_session.set(IDENTITY_KEY, identity)
+    settings = runtime().settings
+    models = [settings.llm_model, LLM_OFF] if settings.llm_model else [LLM_OFF]
+    saved = cl.context.session.chat_settings or {}  # a resumed thread keeps the settings it had
+    values = await cl.ChatSettings(
+        [
+            Select(
+                id=LLM_KEY,
+                label="LLM model (when no command matches)",
+                values=models,
+                initial_index=models.index(saved[LLM_KEY]) if saved.get(LLM_KEY) in models else 0,
+            ),
+            Switch(id=SPEAK_KEY, label="Spoken replies", initial=bool(saved.get(SPEAK_KEY, False))),
+        ]
+    ).send()
+    await on_settings_update(values)
+    await cl.context.emitter.set_commands(
+        [
+            {
+                "id": STATUS_COMMAND,
+                "description": "Show the agents and their health",
+                "icon": "activity",
+                "button": True,
+                "persistent": False,
+                "selected": False,
+            },
+            {
+                "id": APPROVALS_COMMAND,
+                "description": "Show approvals waiting for a decision",
+                "icon": "shield-check",
+                "button": True,
+                "persistent": False,
+                "selected": False,
+            },
+        ]
+    )
+    old = cl.user_session.get("reminders")
+    if old is None:
+        cl.user_session.set("reminders", asyncio.create_task(deliver_reminders(runtime(), identity.user)))
+    return identity
+
+
+async def _current_identity() -> Identity | None:
+    """The signed-in person with the role their account has now (it may have changed since login)."""
     user = cl.user_session.get("user")
-    name = getattr(user, "identifier", None) or "local"
-    cl.user_session.set("reminders", asyncio.create_task(deliver_reminders(runtime(), name)))
+    name = getattr(user, "identifier", None) or LOCAL_USER
+    role = await web_auth().current_role(name)
+    if role is None:
+        cl.user_session.set(IDENTITY_KEY, None)
+        await cl.Message(content=NOT_ALLOWED.format(user=name)).send()
+        return None
+    provider = str((getattr(user, "metadata", None) or {}).get("provider", "password"))
+    return Identity(name, role, provider)
+
+
+@cl.on_settings_update
+async def on_settings_update(values: dict[str, Any]) -> None:
+    cl.user_session.set(SPEAK_KEY, bool(values.get(SPEAK_KEY)))
+    model = values.get(LLM_KEY)
+    # Turn.llm_model: "" = templates only, None = the configured model, else the model picked.
+    cl.user_session.set(LLM_KEY, "" if model == LLM_OFF else (str(model) if model else None))
 
 
 @cl.on_chat_end
@@ -32,4 +187,82 @@ async def on_chat_end() -> None:
 
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
+    identity = await _current_identity()
+    if identity is None:
+        return
+    cl.user_session.set(IDENTITY_KEY, identity)
+    if message.command == STATUS_COMMAND:
+        await _show_status(identity)
+        return
+    if message.command == APPROVALS_COMMAND:
+        if not await _show_pending(identity):
+            await cl.Message(content="No approvals are waiting.").send()
+        return
+    files = uploaded_files(message)
+    if files:
+        await ingest_uploads(
+            runtime(), files, user=identity.user, max_files=runtime().settings.web_upload_max_files
+        )
+        if not (message.content or "").strip():
+            return
     await render_turn(runtime(), message)
+
+
+async def _show_pending(identity: Identity) -> int:
+    """Approvals waiting in any channel, decidable here by people who may approve."""
+    if not policy.may_approve(identity.role):
+        return 0
+    return await show_pending_approvals(await kommandant().approvals.pending())
+
+
+async def _show_status(identity: Identity) -> None:
+    """Agent status in the side panel, through the ``system_status`` tool (same policy and audit)."""
+    komm = kommandant()
+    turn = Turn(
+        text="/Status",
+        user=identity.user,
+        channel="web",
+        thread=cl.context.session.thread_id,
+        role=identity.role,
+    )
+    tool = komm.services.catalog.get("system_status")
+    text, table = "", ""
+    async for event in komm.run_tool(tool, {}, turn):
+        if isinstance(event, ReplyDelta):
+            text = event.text
+        elif isinstance(event, ToolFinished) and event.structured:
+            table = _status_table(event.structured)
+    await cl.ElementSidebar.set_title("Agents")
+    await cl.ElementSidebar.set_elements([cl.Text(name="Agent status", content=table or text)])
+    await cl.Message(content=text).send()
+
+
+def _status_table(structured: dict[str, Any]) -> str:
+    rows = ["| agent | state | replicas | last heartbeat | tools |", "|---|---|---|---|---|"]
+    for agent in structured.get("agents", []):
+        rows.append(
+            f"| {agent.get('name', '?')} | {'up' if agent.get('alive') else 'down'} "
+            f"| {agent.get('instances', 0)} | {agent.get('last_heartbeat') or '—'} "
+            f"| {', '.join(agent.get('tools') or [])} |"
+        )
+    return "\n".join(rows)
+
+
+@cl.action_callback(APPROVE_ACTION)
+async def on_decide(action: cl.Action) -> None:
+    """Approve / Reject on an approval from another channel (or an earlier turn)."""
+    identity = session_identity()
+    approve = bool(action.payload.get("approve"))
+    done = await kommandant().decide(
+        str(action.payload.get("id", "")),
+        approve=approve,
+        user=identity.user,
+        role=identity.role,
+        channel="web",
+        thread=cl.context.session.thread_id,
+    )
+    await action.remove()
+    await cl.Message(content=done.text).send()
+
+
+from assistant import voice_chat  # noqa: E402,F401  (registers the audio hooks)

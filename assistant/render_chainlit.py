@@ -1,79 +1,252 @@
-"""Render one turn's events in Chainlit: tool calls as steps, approvals as buttons, the reply streamed."""
+"""Render one turn's events in Chainlit: tool calls as steps, approvals as buttons, the reply streamed.
+
+``render_turn`` is the one place a web turn is run; the voice chat (``assistant/voice_chat.py``) calls
+it with a transcript. The signed-in person comes from ``cl.user_session`` (``"identity"``, set by
+``app.py`` at chat start), so every caller gets the same user, role and policy.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import chainlit as cl
 
-from assistant.events import ApprovalRequired, Failed, ReplyDelta, ReplyDone, ToolFinished, ToolStarted, Turn
+from assistant.auth import LOCAL_USER, Identity
+from assistant.events import (
+    ApprovalRequired,
+    ApprovalResolved,
+    Failed,
+    IntentRecognized,
+    ReplyDelta,
+    ReplyDone,
+    ToolFinished,
+    ToolStarted,
+    Turn,
+)
+from storage.records import ApprovalRecord
+
+log = logging.getLogger(__name__)
+
+IDENTITY_KEY = "identity"
+SPEAK_KEY = "speak_replies"
+LLM_KEY = "llm_model"
+"""User-session key of the LLM picked in the chat settings; it goes into ``Turn.llm_model``."""
+APPROVE_ACTION = "decide_approval"
 
 
-async def render_turn(runtime: Any, message: cl.Message) -> None:
-    kommandant = runtime.kommandant
-    user = cl.user_session.get("user")
+def session_identity() -> Identity:
+    """The person of this chat session (``app.py`` stores it at chat start and resume)."""
+    identity = cl.user_session.get(IDENTITY_KEY)
+    if isinstance(identity, Identity):
+        return identity
+    return Identity(LOCAL_USER, "admin", "auto")
+
+
+@dataclass
+class _TurnView:
+    """What one turn has shown so far: open steps, the streamed reply, approvals waiting for a click."""
+
+    reply: cl.Message | None = None  # made at the first token, so it sorts after the turn's steps
+    steps: dict[str, cl.Step] = field(default_factory=dict)
+    intents: dict[str, IntentRecognized] = field(default_factory=dict)
+    asks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    answered: set[str] = field(default_factory=set)
+    streamed: bool = False
+
+
+async def render_turn(runtime: Any, message: cl.Message | str, **turn_fields: Any) -> str:
+    """Run one turn through ``Kommandant.handle`` and show it; returns the whole reply text.
+
+    ``message``: the person's ``cl.Message`` (typed) or a transcript (voice). ``turn_fields``: extra
+    ``Turn`` fields such as ``speech_confidence``; ``llm_model`` defaults to the chat setting. A typed
+    turn's reply is spoken when the person switched "Spoken replies" on (``speak_replies`` in the user
+    session).
+    """
+    identity = session_identity()
+    text = message if isinstance(message, str) else (message.content or "")
+    turn_fields.setdefault("llm_model", cl.user_session.get(LLM_KEY))
     turn = Turn(
-        text=message.content or "",
-        user=getattr(user, "identifier", None) or "local",
+        text=text,
+        user=identity.user,
         channel="web",
         thread=cl.context.session.thread_id,
-        role="admin",
+        role=identity.role,
+        **turn_fields,
     )
-    reply = cl.Message(content="")
-    steps: dict[str, cl.Step] = {}
-    streamed = False
-    async for event in kommandant.handle(turn):
-        if isinstance(event, ToolStarted):
-            step = cl.Step(name=f"{event.tool}", type="tool")
-            step.input = json.dumps(event.arguments, ensure_ascii=False, indent=2)
-            steps[event.call_id] = step
-            await step.send()
-        elif isinstance(event, ToolFinished):
-            step = (
-                steps.pop(event.call_id) if event.call_id in steps else cl.Step(name=event.tool, type="tool")
-            )
-            step.output = f"{event.text}\n\n(agent {event.agent}, {event.duration_ms:.1f} ms)"
-            if not event.ok:
-                step.is_error = True
-            await step.update()
-        elif isinstance(event, ApprovalRequired):
-            await _ask_approval(kommandant, event, turn)
-        elif isinstance(event, ReplyDelta):
-            await reply.stream_token(event.text.strip() + " ")
-            streamed = True
-        elif isinstance(event, ReplyDone):
-            reply.content = event.text
-            await (reply.update() if streamed else reply.send())
-        elif isinstance(event, Failed):
-            pass  # the reply carries the sentence
+    view = _TurnView()
+    reply_text = ""
+    try:
+        async for event in runtime.kommandant.handle(turn):
+            if isinstance(event, ReplyDone):
+                reply_text = event.text
+                await _finish_reply(view, event)
+            else:
+                await _show(runtime, view, event, turn)
+    finally:
+        for task in view.asks.values():
+            task.cancel()
+    if not isinstance(message, str) and reply_text and cl.user_session.get(SPEAK_KEY):
+        await _speak(reply_text)
+    return reply_text
 
 
-async def _ask_approval(kommandant: Any, event: ApprovalRequired, turn: Turn) -> None:
-    arguments = json.dumps(event.arguments, ensure_ascii=False)
+async def _show(runtime: Any, view: _TurnView, event: Any, turn: Turn) -> None:
+    if isinstance(event, IntentRecognized):
+        view.intents[event.tool] = event
+    elif isinstance(event, ToolStarted):
+        # Nested in the turn's run step, like the reply message: Chainlit lists a run's children in the
+        # order they were created, so the tool steps show above the reply (made at the first token).
+        # A step without a parent would be a top-level item shown after the whole run, under the reply.
+        parent = cl.context.current_step
+        step = cl.Step(
+            name=event.tool,
+            type="tool",
+            language="json",
+            show_input="json",
+            parent_id=parent.id if parent is not None else None,
+        )
+        step.input = json.dumps(event.arguments, ensure_ascii=False, indent=2)
+        step.metadata = {"agent": event.agent}
+        view.steps[event.call_id] = step
+        await step.send()
+    elif isinstance(event, ToolFinished):
+        await _finish_step(view, event)
+    elif isinstance(event, ApprovalRequired):
+        view.asks[event.approval_id] = asyncio.create_task(
+            _ask_approval(runtime.kommandant, event, turn, view.answered)
+        )
+    elif isinstance(event, ApprovalResolved):
+        task = view.asks.pop(event.approval_id, None)
+        if task is None or task.done():
+            return
+        if event.approval_id in view.answered:
+            await task  # decided by this person's click: let it finish writing the outcome
+            return
+        task.cancel()  # decided elsewhere (another channel, another tab) or expired
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await cl.Message(content=f"Approval of **{event.tool}**: {event.status}.").send()
+    elif isinstance(event, ReplyDelta):
+        if event.text.strip():
+            if view.reply is None:
+                view.reply = cl.Message(content="")
+            await view.reply.stream_token(("" if not view.streamed else " ") + event.text.strip())
+            view.streamed = True
+    elif isinstance(event, Failed):
+        log.info("turn reported a failure: %s", event.message)  # the reply carries the sentence
+
+
+async def _finish_step(view: _TurnView, event: ToolFinished) -> None:
+    step = view.steps.pop(event.call_id, None) or cl.Step(name=event.tool, type="tool")
+    intent = view.intents.get(event.tool)
+    how = (
+        f"matched by {intent.source} (confidence {intent.confidence:.2f})"
+        if intent is not None
+        else "run directly"
+    )
+    step.output = f"{event.text}\n\n— agent **{event.agent}** · {event.duration_ms:.1f} ms · {how}"
+    step.language = None
+    step.metadata = {"agent": event.agent, "duration_ms": round(event.duration_ms, 2), "ok": event.ok}
+    step.is_error = not event.ok
+    await step.update()
+
+
+async def _finish_reply(view: _TurnView, event: ReplyDone) -> None:
+    reply = view.reply or cl.Message(content="")
+    reply.content = event.text
+    if event.suggestions:
+        reply.content += "\n\n" + "\n".join(f"- `{s}`" for s in event.suggestions)
+    await (reply.update() if view.streamed else reply.send())
+
+
+def approval_text(record: ApprovalRecord | ApprovalRequired) -> str:
+    """The sentence shown above Approve / Reject: the tool, its exact arguments, who asked, the expiry."""
+    if isinstance(record, ApprovalRequired):
+        tool, arguments, who, expires = record.tool, record.arguments, record.requested_by, record.expires_at
+        short, where = record.approval_id[:8], ""
+    else:
+        tool, arguments, who, expires = record.tool, record.arguments, record.requested_by, record.expires_at
+        short, where = str(record.id)[:8], f" on {record.channel}"
+    return (
+        f"**{tool}** needs approval (`{short}`), asked by **{who}**{where}; "
+        f"expires {expires.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC.\n\n"
+        f"```json\n{json.dumps(arguments, ensure_ascii=False, indent=2)}\n```"
+    )
+
+
+async def _ask_approval(kommandant: Any, event: ApprovalRequired, turn: Turn, answered: set[str]) -> None:
+    """Ask with buttons in the running turn; the click is decided through ``Kommandant.decide``."""
+    content = approval_text(event)
     ask = cl.AskActionMessage(
-        content=(
-            f"**{event.tool}** {arguments} needs approval (asked by {event.requested_by}; "
-            f"expires {event.expires_at:%H:%M:%S} UTC)."
-        ),
+        content=content,
         actions=[
-            cl.Action(name="approve", payload={"approve": True}, label="Approve"),
-            cl.Action(name="reject", payload={"approve": False}, label="Reject"),
+            cl.Action(name="approve", payload={"approve": True}, label="Approve", icon="check"),
+            cl.Action(name="reject", payload={"approve": False}, label="Reject", icon="x"),
         ],
         timeout=max(1, int((event.expires_at - datetime.now(UTC)).total_seconds())),
     )
-    answer = await ask.send()
+    try:
+        answer = await ask.send()
+    except asyncio.CancelledError:
+        for action in ask.actions:
+            await action.remove()
+        raise
     if answer is None:
-        return  # expired: the turn resolves it as expired
-    await kommandant.decide(
+        ask.content = content + "\n\nNo decision in time: the approval expired."
+        await ask.update()
+        return
+    approve = bool(answer.get("payload", {}).get("approve"))
+    answered.add(event.approval_id)
+    done = await kommandant.decide(
         event.approval_id,
-        approve=bool(answer.get("payload", {}).get("approve")),
+        approve=approve,
         user=turn.user,
         role=turn.role,
         channel=turn.channel,
         thread=turn.thread,
     )
+    ask.content = f"{content}\n\n{'Approved' if approve else 'Rejected'} by **{turn.user}**: {done.text}"
+    await ask.update()
+
+
+async def show_pending_approvals(approvals: list[ApprovalRecord]) -> int:
+    """Show approvals waiting in any channel, each with Approve / Reject buttons (``decide_approval``)."""
+    for record in approvals:
+        await cl.Message(
+            content=approval_text(record),
+            actions=[
+                cl.Action(
+                    name=APPROVE_ACTION,
+                    payload={"id": str(record.id), "approve": True},
+                    label="Approve",
+                    icon="check",
+                ),
+                cl.Action(
+                    name=APPROVE_ACTION,
+                    payload={"id": str(record.id), "approve": False},
+                    label="Reject",
+                    icon="x",
+                ),
+            ],
+        ).send()
+    return len(approvals)
+
+
+async def _speak(text: str) -> None:
+    try:
+        from assistant.voice_chat import speak_reply  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return
+    try:
+        await speak_reply(text)
+    except Exception:
+        log.warning("could not speak the reply", exc_info=True)
 
 
 async def deliver_reminders(runtime: Any, user: str) -> None:

@@ -1,25 +1,42 @@
-"""The web server of ``kommandant up``: one FastAPI app with the chat mounted, run by uvicorn."""
+"""The web server of ``kommandant up``: one FastAPI app with the chat mounted, run by uvicorn.
+
+Chainlit keeps its hooks and settings in module globals, so a process serves one chat app; its hooks
+(``assistant/app.py``) reach the running services through ``runtime()``, ``web_auth()`` and
+``chat_history()`` here, which the app's lifespan sets.
+"""
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from assistant.config import Settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+    from assistant.auth import WebAuth
+    from assistant.chat_history import KommandantDataLayer
+    from assistant.kommandant import Kommandant
     from assistant.runtime import Runtime
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHAT_PATH = "/chat"
+SOCKET_MAX_BYTES = 8 * 1024 * 1024
+"""Largest Socket.IO message; above Engine.IO's 1 MB default so an over-long chat message reaches the
+Kommandant and gets a clear reply instead of a silently dropped connection."""
+
 _runtime: Runtime | None = None
+_auth: WebAuth | None = None
+_history: KommandantDataLayer | None = None
 
 
 def runtime() -> Runtime:
@@ -29,24 +46,61 @@ def runtime() -> Runtime:
     return _runtime
 
 
+def kommandant() -> Kommandant:
+    """The Kommandant of this web process."""
+    rt = runtime()
+    assert rt.kommandant is not None
+    return rt.kommandant
+
+
+def web_auth() -> WebAuth:
+    """Login decisions of this web process (set by the app's lifespan)."""
+    if _auth is None:
+        raise RuntimeError("Kommandant is still starting")
+    return _auth
+
+
+def chat_history() -> KommandantDataLayer:
+    """The one Chainlit data layer of this process; bound to the database while the runtime is open.
+
+    Chainlit asks for it once and caches it, so it is created once and re-bound on every start.
+    """
+    global _history
+    if _history is None:
+        from assistant.chat_history import KommandantDataLayer
+
+        _history = KommandantDataLayer()
+    return _history
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The FastAPI app: health check, the chat under ``/chat``; the runtime opens in its lifespan."""
     os.environ.setdefault("CHAINLIT_APP_ROOT", str(PROJECT_ROOT))
     from fastapi import FastAPI
     from fastapi.responses import RedirectResponse
 
+    from assistant.auth import WebAuth, ensure_auth_secret
     from assistant.runtime import Runtime
+    from storage.web_accounts import WebAccountRepository
+
+    ensure_auth_secret(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        global _runtime
+        global _runtime, _auth
         async with Runtime(settings) as rt:
+            assert rt.services is not None
+            database = rt.services.database
+            chat_history().bind(database)
+            _auth = WebAuth(settings, WebAccountRepository(database.sessionmaker))
             _runtime = rt
             log.info("Kommandant is ready at http://%s:%s%s", settings.host, settings.port, CHAT_PATH)
             try:
                 yield
             finally:
+                await chat_history().flush()  # thread writes still waiting (see chat_history)
                 _runtime = None
+                _auth = None
 
     app = FastAPI(title="Kommandant", lifespan=lifespan)
 
@@ -58,10 +112,81 @@ def create_app(settings: Settings) -> FastAPI:
     async def index() -> RedirectResponse:
         return RedirectResponse(CHAT_PATH)
 
+    @app.get(f"{CHAT_PATH}/auth/config", include_in_schema=False)
+    async def auth_config() -> dict[str, Any]:
+        """Chainlit's login configuration, with the header login offered only when it can succeed
+        (auto-login of the local admin, or a trusted proxy header): else the page would try it on
+        every visit and greet people with a failed sign-in."""
+        from chainlit.auth import get_configuration
+
+        configuration: dict[str, Any] = get_configuration()
+        offered = bool(settings.web_auth_header) or (_auth is not None and await _auth.auto_login_active())
+        configuration["headerAuth"] = offered
+        return configuration
+
+    # --- MCP over streamable HTTP at /mcp (issue 8; bearer tokens, runs on this process's runtime) ---
+    from mcp_server.http import mount as mount_mcp
+
+    mount_mcp(app, settings)
+    # --- end MCP ---
+
+    from chainlit.server import sio
     from chainlit.utils import mount_chainlit
 
+    sio.eio.max_http_buffer_size = SOCKET_MAX_BYTES
     mount_chainlit(app, target=str(PROJECT_ROOT / "assistant" / "app.py"), path=CHAT_PATH)
+    app.add_middleware(OfflinePageMiddleware)
     return app
+
+
+_REMOTE_LINK = re.compile(r"<link\b[^>]*\bhref=\"https?://[^\"]*\"[^>]*>", re.IGNORECASE)
+
+
+def strip_remote_links(html: str) -> str:
+    """The page without ``<link>`` tags that load from the internet (Google Fonts, KaTeX from a CDN):
+    the chat must work in a closed network, and the bundled CSS falls back to the system font."""
+    return _REMOTE_LINK.sub("", html)
+
+
+class OfflinePageMiddleware:
+    """Rewrites Chainlit's HTML page (served for every front-end route) so it loads nothing remote."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "GET":
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                content_type = dict(message.get("headers", [])).get(b"content-type", b"")
+                if not content_type.startswith(b"text/html"):
+                    await send(message)
+                    return
+                start = message
+                return
+            if start is None:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = b"".join(chunks)
+            if dict(start.get("headers", [])).get(b"content-encoding") == b"gzip":
+                body = gzip.decompress(body)  # Chainlit's GZip middleware ran first; the page is small
+            body = strip_remote_links(body.decode("utf-8")).encode("utf-8")
+            dropped = (b"content-length", b"content-encoding")
+            headers = [(k, v) for k, v in start.get("headers", []) if k not in dropped]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, capture)
 
 
 def serve(settings: Settings) -> None:
