@@ -1,0 +1,174 @@
+"""Voice turns: audio -> transcript (biased toward the commands and the live names) -> ``Kommandant.handle``.
+
+Shared by every front door that hears speech (``kommandant ask --audio``, ``kommandant listen``, the web
+chat's microphone), so none of them re-implements transcription, normalisation or confidence handling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from assistant.config import Settings
+from assistant.events import Event, Failed, ReplyDone, Role, Turn
+from voice import (
+    AudioError,
+    Bias,
+    Listener,
+    Samples,
+    Transcriber,
+    Transcript,
+    VoiceConfig,
+    decode_file,
+    normalize_transcript,
+    template_vocabulary,
+)
+
+__all__ = ["Heard", "VoiceTurns", "voice_config"]
+
+
+def voice_config(settings: Settings) -> VoiceConfig:
+    """The voice package's settings, from the one ``Settings`` object."""
+    return VoiceConfig(
+        stt=settings.stt,
+        whisper_model=settings.whisper_model,
+        whisper_device=settings.whisper_device,
+        whisper_compute_type=settings.whisper_compute_type,
+        whisper_beam_size=settings.whisper_beam_size,
+        threads=settings.stt_threads,
+        vosk_model=settings.vosk_model,
+        vad_silence_ms=settings.vad_silence_ms,
+        vad_threshold=settings.vad_threshold,
+        bias=settings.speech_bias,
+        max_seconds=settings.max_voice_seconds,
+        tts=settings.tts,
+        piper_voice=settings.piper_voice,
+        models_dir=settings.data_dir / "models",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """What was heard, before the turn's own events: the transcript and the text handed to the core."""
+
+    transcript: Transcript
+    text: str
+
+
+@lru_cache(maxsize=1)
+def _template_vocabulary() -> tuple[str, ...]:
+    """The commands' vocabulary (read once per process)."""
+    from intents import load_templates
+
+    return template_vocabulary(load_templates())
+
+
+class VoiceTurns:
+    """Speech front door over a running Kommandant: transcribe, then run the normal turn."""
+
+    def __init__(self, settings: Settings, kommandant: Any) -> None:
+        self.settings = settings
+        self.config = voice_config(settings)
+        self.kommandant = kommandant
+        self._transcriber: Transcriber | None = None
+        self._lock = asyncio.Lock()
+
+    async def transcriber(self) -> Transcriber:
+        """The configured whole-utterance engine, loaded (in a thread) on first use."""
+        async with self._lock:
+            if self._transcriber is None:
+                self._transcriber = await asyncio.to_thread(create_transcriber, self.config)
+            return self._transcriber
+
+    async def bias(self, user: str) -> Bias | None:
+        """The commands' words and this user's live names (bots, schedules, reminders)."""
+        if not self.config.bias:
+            return None
+        from storage.lists import live_names
+
+        names = await live_names(self.kommandant.services.database.sessionmaker, user)
+        return Bias(
+            names=(*names.bots, *names.schedules, *names.reminders),
+            vocabulary=_template_vocabulary(),
+            groups=(("Bots", tuple(names.bots)), ("Schedules", tuple(names.schedules))),
+        )
+
+    async def decode(self, path: Path) -> Samples:
+        """Decode an audio file (any common format) in a thread; refuse recordings too long for a command."""
+        samples = await asyncio.to_thread(decode_file, path)
+        seconds = len(samples) / 16_000
+        if seconds > self.config.max_seconds:
+            raise AudioError(
+                f"{path.name} is {_clock(seconds)} long; a voice command may be at most "
+                f"{_clock(self.config.max_seconds)} (KOMMANDANT_MAX_VOICE_SECONDS). "
+                "For long recordings use `kommandant transcribe`."
+            )
+        return samples
+
+    async def transcribe(self, samples: Samples, *, user: str) -> Transcript:
+        """The transcript of one utterance, biased toward what this user can say."""
+        engine = await self.transcriber()
+        return await engine.transcribe(samples, bias=await self.bias(user))
+
+    async def listener(self, *, rate: int, user: str) -> Listener:
+        """A live-stream collector for one utterance from a microphone delivering PCM16 at ``rate``."""
+        engine = await self.transcriber() if self.config.stt != "vosk" else None
+        bias = await self.bias(user)
+        return await asyncio.to_thread(Listener, self.config, engine, rate=rate, bias=bias)
+
+    async def handle(
+        self,
+        transcript: Transcript,
+        *,
+        user: str,
+        channel: str,
+        thread: str | None = None,
+        role: Role = "admin",
+    ) -> AsyncIterator[Heard | Event]:
+        """``Heard`` first, then the turn's events; a clear reply when no speech was heard."""
+        text = normalize_transcript(transcript.text)
+        yield Heard(transcript, text)
+        if not text:
+            message = "I didn't hear anything I could make out; please say it again, a little closer."
+            yield Failed(message)
+            yield ReplyDone(message)
+            return
+        turn = Turn(
+            text=text,
+            user=user,
+            channel=channel,
+            thread=thread,
+            role=role,
+            speech_confidence=transcript.confidence,
+        )
+        async for event in self.kommandant.handle(turn):
+            yield event
+
+    async def handle_audio(
+        self, samples: Samples, *, user: str, channel: str, thread: str | None = None, role: Role = "admin"
+    ) -> AsyncIterator[Heard | Event]:
+        """A whole voice turn from audio: transcribe, then ``handle``."""
+        started = time.perf_counter()
+        transcript = await self.transcribe(samples, user=user)
+        transcript.timings["heard"] = time.perf_counter() - started
+        async for event in self.handle(transcript, user=user, channel=channel, thread=thread, role=role):
+            yield event
+
+
+def create_transcriber(config: VoiceConfig) -> Transcriber:
+    """The final-text engine of ``config.stt``: Whisper, or Vosk for ``stt=vosk``."""
+    from voice import VoskTranscriber, WhisperTranscriber
+
+    if config.stt == "vosk":
+        return VoskTranscriber(config)
+    return WhisperTranscriber(config)
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}:{rest:02d}" if minutes else f"{rest} s"

@@ -1,0 +1,117 @@
+"""The browser microphone end to end: headless Chromium's fake microphone plays a WAV of a spoken command
+into the real web chat (`kommandant up` in a subprocess, with the test models); the command reaches its
+tool and the transcript shows as the person's message."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from tests.conftest import require_service
+from tests.voice.conftest import Clip
+from voice import decode_file, wav_bytes
+
+CHROMIUM = os.environ.get("KOMMANDANT_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def server_db(make_database_url: Callable[[], Awaitable[str]]) -> str:
+    return await make_database_url()
+
+
+@pytest.fixture
+def server(server_db: str, voice_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOMMANDANT_")}
+    env.update(
+        voice_env,
+        KOMMANDANT_DATABASE_URL=server_db,
+        KOMMANDANT_DATA_DIR=str(tmp_path / "data"),
+        KOMMANDANT_LLM_MODEL="",
+        KOMMANDANT_LOG_LEVEL="WARNING",
+    )
+    log = (tmp_path / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "assistant.cli", "up", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"the web server stopped: {(tmp_path / 'server.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).json().get("status") == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail("the web server did not become ready within 180 s")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def test_microphone_command_reaches_its_tool(
+    server: str, clips: dict[str, list[Clip]], tmp_path: Path
+) -> None:
+    if not Path(CHROMIUM).exists():
+        require_service("Chromium", f"no browser at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    # Silence, "show my reminders", then silence long enough for the VAD to end the utterance.
+    speech = decode_file(clips["piper"][10].path)
+    pause = np.zeros(16_000 * 2, np.float32)
+    microphone = tmp_path / "microphone.wav"
+    microphone.write_bytes(wav_bytes(np.concatenate([pause[:8_000], speech, pause, pause])))
+    args = [
+        *CHROMIUM_ARGS,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={microphone}%noloop",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(90_000)
+            page.goto(f"{server}/chat")
+            page.locator("#chat-input").wait_for()
+            page.wait_for_timeout(1_000)
+            page.locator("body").click(position={"x": 5, "y": 5})
+            page.keyboard.press("p")  # Chainlit's microphone shortcut
+            said = page.locator('[data-step-type="user_message"]').filter(has_text="reminders")
+            said.first.wait_for()
+            step = page.get_by_text("reminders_list")
+            step.first.wait_for()
+            reply = page.locator('[data-step-type="assistant_message"]').last
+            assert "reminder" in reply.inner_text().lower()
+        except Exception:
+            page.screenshot(path=str(tmp_path / "failed.png"))
+            raise
+        finally:
+            browser.close()

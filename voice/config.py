@@ -1,0 +1,32 @@
+"""The voice settings the engines need, passed in by the caller (voice never reads the environment)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["VoiceConfig"]
+
+Engine = Literal["whisper", "vosk", "vosk+whisper"]
+
+
+@dataclass(frozen=True)
+class VoiceConfig:
+    """What the speech engines are and how they behave; built from ``Settings`` at the entry point."""
+
+    stt: Engine = "whisper"
+    whisper_model: str = "base.en"
+    whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
+    whisper_compute_type: str = "default"
+    whisper_beam_size: int = 1
+    threads: int = 0
+    vosk_model: Path | None = None
+    vad_silence_ms: int = 700
+    vad_threshold: float = 0.5
+    bias: bool = True
+    max_seconds: float = 60.0
+    tts: Literal["piper", "espeak", "off"] = "piper"
+    piper_voice: Path | None = None
+    models_dir: Path | None = None
+    """Where named models are downloaded (``data_dir/models``); None: faster-whisper's default cache."""

@@ -1,0 +1,169 @@
+"""Whole-utterance recognition behind one small interface: ``Transcriber.transcribe(samples, bias)``.
+
+Backends import their engine lazily and run blocking inference in a thread, so the event loop keeps
+serving other people while one utterance is decoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any, Protocol
+
+import numpy as np
+
+from voice import models
+from voice.audio import SAMPLE_RATE, Samples, duration, to_pcm16
+from voice.bias import Bias
+from voice.config import VoiceConfig
+from voice.transcript import Transcript, Word
+
+__all__ = ["Transcriber", "VoskTranscriber", "WhisperTranscriber"]
+
+
+class Transcriber(Protocol):
+    """A whole utterance (16 kHz mono float32) -> a transcript with word confidences."""
+
+    name: str
+
+    async def transcribe(self, samples: Samples, *, bias: Bias | None = None) -> Transcript:
+        """Recognise ``samples``; an empty transcript when nothing was said."""
+        ...
+
+
+class WhisperTranscriber:
+    """faster-whisper: int8 on CPU (CUDA when present), Silero VAD skipping silence, word timestamps."""
+
+    name = "whisper"
+
+    def __init__(self, config: VoiceConfig, *, language: str = "en") -> None:
+        self.config = config
+        self.language = language
+        self.model = models.whisper_model(config)
+
+    async def transcribe(self, samples: Samples, *, bias: Bias | None = None) -> Transcript:
+        """Recognise ``samples`` in a worker thread."""
+        return await asyncio.to_thread(self.transcribe_sync, samples, bias=bias)
+
+    def transcribe_sync(self, samples: Samples, *, bias: Bias | None = None) -> Transcript:
+        """Recognise ``samples`` here (blocking): for threads and benchmarks."""
+        started = time.perf_counter()
+        prompt = bias.prompt() if bias is not None and self.config.bias else None
+        segments, info = self.model.transcribe(
+            samples,
+            language=self.language,
+            beam_size=self.config.whisper_beam_size,
+            word_timestamps=True,
+            vad_filter=True,
+            vad_parameters={"threshold": self.config.vad_threshold, "min_silence_duration_ms": 500},
+            condition_on_previous_text=False,
+            initial_prompt=prompt,
+        )
+        words: list[Word] = []
+        texts: list[str] = []
+        for segment in segments:
+            texts.append(segment.text.strip())
+            words.extend(
+                Word(w.word.strip(), float(w.start), float(w.end), float(w.probability))
+                for w in segment.words or ()
+                if w.word.strip()
+            )
+        words = trim_hallucinated_tail(words)
+        return Transcript(
+            text=" ".join(w.text for w in words) if words else " ".join(t for t in texts if t),
+            words=tuple(words),
+            duration=duration(samples),
+            engine=self.name,
+            language=info.language,
+            timings={"transcribe": time.perf_counter() - started},
+        )
+
+
+class VoskTranscriber:
+    """Vosk on a whole utterance (for ``KOMMANDANT_STT=vosk``); with a bias, in command mode (a grammar)."""
+
+    name = "vosk"
+
+    def __init__(self, config: VoiceConfig) -> None:
+        self.config = config
+        self.model = models.vosk_model(config)
+
+    async def transcribe(self, samples: Samples, *, bias: Bias | None = None) -> Transcript:
+        """Recognise ``samples`` in a worker thread."""
+        return await asyncio.to_thread(self.transcribe_sync, samples, bias=bias)
+
+    def transcribe_sync(self, samples: Samples, *, bias: Bias | None = None) -> Transcript:
+        """Recognise ``samples`` here (blocking)."""
+        started = time.perf_counter()
+        recognizer = new_vosk_recognizer(self.model, bias if self.config.bias else None)
+        data = to_pcm16(samples)
+        step = SAMPLE_RATE  # one second of PCM16 per call
+        for offset in range(0, len(data), step * 2):
+            recognizer.AcceptWaveform(data[offset : offset + step * 2])
+        result = json.loads(recognizer.FinalResult())
+        return vosk_transcript(result, duration(samples), time.perf_counter() - started)
+
+
+TAIL_FIRST_WORD_BELOW = 0.2
+SENTENCE_END = (".", "?", "!")
+STOCK_ENDINGS = frozenset(
+    {"you", "thank you", "thanks", "thank you very much", "thank you so much", "thanks for watching",
+     "thank you for watching", "that's it", "that's all", "bye", "bye bye", "see you next time",
+     "i'll see you next time", "see you", "please subscribe", "okay", "so"}
+)  # fmt: skip
+"""Subtitle endings Whisper adds after a finished sentence; a command never ends with one of them."""
+
+
+def trim_hallucinated_tail(words: list[Word]) -> list[Word]:
+    """Drop what Whisper invents after the speech ended ("… bot. Thank you for watching.").
+
+    Whisper was trained on subtitles and pads silence with their stock endings; such a tail follows a
+    finished sentence and either starts with a word the model itself found very unlikely or is cut off
+    (no closing punctuation: "… ten minutes. It's").
+    """
+    while True:
+        ends = [i for i, w in enumerate(words[:-1]) if w.text.endswith(SENTENCE_END)]
+        if not ends:
+            return words
+        tail = words[ends[-1] + 1 :]
+        stock = " ".join(w.text for w in tail).lower().strip(" .!?,") in STOCK_ENDINGS
+        if (
+            not stock
+            and tail[0].probability >= TAIL_FIRST_WORD_BELOW
+            and tail[-1].text.endswith(SENTENCE_END)
+        ):
+            return words
+        words = words[: ends[-1] + 1]
+
+
+def new_vosk_recognizer(model: Any, bias: Bias | None) -> Any:
+    """A ``vosk.KaldiRecognizer`` with word results; restricted to the bias grammar when given one."""
+    import vosk
+
+    if bias is not None:
+        recognizer = vosk.KaldiRecognizer(model, SAMPLE_RATE, json.dumps(bias.grammar()))
+    else:
+        recognizer = vosk.KaldiRecognizer(model, SAMPLE_RATE)
+    recognizer.SetWords(True)
+    return recognizer
+
+
+def vosk_transcript(result: dict[str, Any], seconds: float, elapsed: float) -> Transcript:
+    """A ``Transcript`` from Vosk's JSON result (words with ``conf``, ``start``, ``end``)."""
+    words = tuple(
+        Word(str(w["word"]), float(w["start"]), float(w["end"]), float(w.get("conf", 1.0)))
+        for w in result.get("result", [])
+        if w.get("word") and w.get("word") != "[unk]"
+    )
+    text = (
+        " ".join(w.text for w in words) if words else str(result.get("text", "")).replace("[unk]", "").strip()
+    )
+    return Transcript(
+        text=text, words=words, duration=seconds, engine="vosk", timings={"transcribe": elapsed}
+    )
+
+
+def silence(seconds: float) -> Samples:
+    """``seconds`` of digital silence (padding, tests)."""
+    return np.zeros(int(seconds * SAMPLE_RATE), dtype=np.float32)
