@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -113,25 +114,67 @@ async def run_turn(kommandant: Any, turn: Turn, *, show: bool) -> dict[str, Any]
 
 
 def ask(
-    text: Annotated[str, typer.Argument(help='What to ask, e.g. "remind me to stretch in an hour".')],
+    text: Annotated[
+        str | None, typer.Argument(help='What to ask, e.g. "remind me to stretch in an hour".')
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print intents, tools, results and reply as JSON.")
     ] = False,
     user: Annotated[str, typer.Option(help="Who is asking.")] = "local",
+    audio: Annotated[
+        Path | None, typer.Option("--audio", help="Say it instead: a recording (WAV, FLAC, OGG, MP3).")
+    ] = None,
 ) -> None:
     """Run one turn and print the reply."""
     settings = load_settings()
+    if (text is None) == (audio is None):
+        fail("Give the command as text or as --audio FILE (one of the two).")
 
     async def go() -> dict[str, Any]:
         from assistant.runtime import Runtime
 
         async with Runtime(settings) as rt:
             assert rt.kommandant is not None
-            return await run_turn(rt.kommandant, Turn(text=text, user=user, channel="cli"), show=not as_json)
+            if audio is not None:
+                return await _run_voice_turn(rt.kommandant, settings, audio, user, show=not as_json)
+            turn = Turn(text=text or "", user=user, channel="cli")
+            return await run_turn(rt.kommandant, turn, show=not as_json)
 
     result = run(go())
     if as_json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
+
+
+async def _run_voice_turn(
+    kommandant: Any, settings: Settings, audio: Path, user: str, *, show: bool
+) -> dict[str, Any]:
+    """``ask --audio``: transcribe the recording, then the normal turn; the summary adds the transcript."""
+    from assistant.speech import Heard, VoiceTurns
+    from voice import VoiceError, normalize_transcript
+
+    voice = VoiceTurns(settings, kommandant)
+    try:
+        transcript = await voice.transcribe(await voice.decode(audio), user=user)
+    except VoiceError as err:
+        fail(str(err))
+    text = normalize_transcript(transcript.text)
+    if show:
+        err_console.print(f"[dim]heard: {escape(text or '…')}[/]")
+
+    class Spoken:
+        """The Kommandant as ``run_turn`` sees it, with the turn coming from the transcript."""
+
+        decide = kommandant.decide
+
+        @staticmethod
+        async def handle(turn: Turn) -> Any:
+            async for event in voice.handle(transcript, user=turn.user, channel=turn.channel):
+                if not isinstance(event, Heard):
+                    yield event
+
+    summary = await run_turn(Spoken(), Turn(text=text, user=user, channel="voice"), show=show)
+    summary["transcript"] = transcript.to_json()
+    return summary
 
 
 def chat(user: Annotated[str, typer.Option(help="Who is chatting.")] = "local") -> None:
@@ -142,7 +185,7 @@ def chat(user: Annotated[str, typer.Option(help="Who is chatting.")] = "local") 
         from agents import fired_topic
         from assistant.runtime import Runtime
 
-        async with Runtime(settings) as rt:
+        async with Runtime(settings, warm_embeddings=True) as rt:
             assert rt.kommandant is not None and rt.services is not None
             console.print("[bold]Kommandant[/] — type a command, 'exit' to leave.")
             async with rt.services.bus.subscribe(fired_topic("cli")) as fired:
@@ -169,7 +212,21 @@ async def _notify(fired: Any, user: str) -> None:
 
 
 def worker(
-    agents: Annotated[list[str], typer.Argument(help="Agents to serve, e.g. memory reminders (or 'all').")],
+    agents: Annotated[
+        list[str] | None, typer.Argument(help="Agents to serve, e.g. memory reminders (or 'all').")
+    ] = None,
+    mcp: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mcp",
+            help='Attach an outside MCP server as an agent: a command ("npx -y @scope/server") or an '
+            "http(s) URL; its tools join the catalog as <server>__<tool>. Repeatable.",
+        ),
+    ] = None,
+    mcp_name: Annotated[
+        str | None,
+        typer.Option("--mcp-name", help="Agent name for a single --mcp server (default: its own)."),
+    ] = None,
 ) -> None:
     """Serve agents from RabbitMQ (distributed mode); run any number of replicas. Ctrl-C drains and stops."""
     settings = load_settings()
@@ -180,20 +237,36 @@ def worker(
         )
     from agents import BUILTIN_AGENTS
 
+    agents, mcp = agents or [], mcp or []
+    if not agents and not mcp:
+        fail("Name the agents to serve (or 'all'), or attach an outside MCP server with --mcp.")
+    if mcp_name and len(mcp) != 1:
+        fail("--mcp-name names a single --mcp server.")
     names = sorted(BUILTIN_AGENTS) if agents == ["all"] else agents
     unknown = sorted(set(names) - set(BUILTIN_AGENTS))
     if unknown:
         fail(f"Unknown agent(s): {', '.join(unknown)}. Known: {', '.join(sorted(BUILTIN_AGENTS))}, or 'all'.")
 
     async def go() -> None:
+        from contextlib import AsyncExitStack
+
+        from agents.mcp_bridge import BridgeError, attach
         from assistant.runtime import Runtime
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with Runtime(settings, agents=names):
-            console.print(f"Serving {', '.join(names)}; Ctrl-C stops after the calls under way.")
+        async with Runtime(settings, agents=names, warm_embeddings=True) as rt, AsyncExitStack() as bridges:
+            assert rt.services is not None
+            served = list(names)
+            for target in mcp:
+                try:
+                    bridge = await bridges.enter_async_context(attach(rt.services, target, name=mcp_name))
+                except (BridgeError, OSError) as err:
+                    fail(f"Could not attach the MCP server {target!r}: {err}")
+                served.append(f"{bridge.agent.name} ({len(bridge.agent.handlers)} tools from {target})")
+            console.print(f"Serving {', '.join(served)}; Ctrl-C stops after the calls under way.")
             await stop.wait()
         console.print("Stopped.")
 

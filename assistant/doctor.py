@@ -99,15 +99,17 @@ async def check_broker(settings: Settings) -> Check:
 def check_models() -> list[Check]:
     """Which speech and embedding engines are installed (models are checked by ``kommandant models``)."""
     engines = {
-        "faster-whisper (speech to text)": ("faster_whisper", "pip install -e '.[voice]'"),
-        "vosk (streaming speech)": ("vosk", "pip install -e '.[voice]'"),
-        "sentence-transformers (embeddings)": ("sentence_transformers", "pip install -e '.[embeddings]'"),
+        "faster-whisper (speech to text)": "faster_whisper",
+        "vosk (streaming speech)": "vosk",
+        "piper (speech out)": "piper",
+        "sentence-transformers (embeddings)": "sentence_transformers",
     }
+    fix = "reinstall Kommandant: make install (or pip install -e .)"
     return [
         Check(name, "ok", "installed")
         if importlib.util.find_spec(module)
         else Check(name, "warn", "not installed", fix)
-        for name, (module, fix) in engines.items()
+        for name, module in engines.items()
     ]
 
 

@@ -19,6 +19,11 @@ class Turn:
     channel: str = "cli"
     thread: str | None = None
     role: Role = "admin"
+    speech_confidence: float | None = None
+    """Spoken turns: the recogniser's confidence in the transcript (0..1); None for typed text."""
+    llm_model: str | None = None
+    """The LLM the person picked for this turn's fallback (web chat setting): None uses the configured
+    ``llm_model``; ``""`` means templates only (no LLM call)."""
 
 
 @dataclass(frozen=True, slots=True)

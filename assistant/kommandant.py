@@ -10,6 +10,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -43,8 +44,25 @@ log = logging.getLogger(__name__)
 MAX_TURN_CHARS = 10_000
 """Longest utterance accepted; longer input gets a clear reply instead of being parsed."""
 MAX_CONTEXTS = 10_000
+CONFIRM_TTL = 120.0
+"""Seconds a spoken command waiting for "yes" stays open."""
+_YES = frozenset({"yes", "yeah", "yep", "yup", "correct", "right", "sure", "ok", "okay", "do it", "go ahead",
+                  "yes please", "confirm", "that is right", "exactly"})  # fmt: skip
+_NO = frozenset(
+    {"no", "nope", "nah", "cancel", "wrong", "no thanks", "don't", "do not", "never mind", "stop"}
+)
 PRIVATE_ARGUMENTS = {"knowledge_search": frozenset({"query"}), "memory_recall": frozenset({"query"})}
 """Arguments written to the audit trail as a hash only (search queries are private)."""
+
+
+def _recognized(match: IntentMatch) -> IntentRecognized:
+    return IntentRecognized(
+        tool=match.tool,
+        arguments=match.arguments,
+        confidence=match.confidence,
+        source=match.source,
+        text=match.text,
+    )
 
 
 class TurnAudit:
@@ -68,10 +86,26 @@ class TurnAudit:
         await self._log.append_many(pending)
 
 
-class Fallback(Protocol):
-    """What answers when no template matches (the LLM): intents to run, or a chat answer."""
+@dataclass
+class StreamedAnswer:
+    """A chat answer that arrives in pieces (the LLM streaming); the turn shows each piece at once."""
 
-    async def resolve(self, turn: Turn, services: Services) -> list[IntentMatch] | str | None: ...
+    deltas: AsyncIterator[str]
+
+
+class FallbackUnavailableError(Exception):
+    """The fallback (the LLM) could not answer: unreachable, too slow, or it failed; the message says so."""
+
+
+class Fallback(Protocol):
+    """What answers when no template matches (the LLM): intents to run, or a chat answer.
+
+    Raises ``FallbackUnavailableError`` with a sentence for the person when it cannot answer.
+    """
+
+    async def resolve(
+        self, turn: Turn, services: Services
+    ) -> list[IntentMatch] | StreamedAnswer | str | None: ...
 
 
 class Kommandant:
@@ -86,6 +120,7 @@ class Kommandant:
         self.approvals = ApprovalRepository(services.database.sessionmaker)
         self._tz = ZoneInfo(services.settings.timezone)
         self._contexts: OrderedDict[tuple[str, str | None], ConversationContext] = OrderedDict()
+        self._unconfirmed: dict[tuple[str, str | None], tuple[float, list[IntentMatch]]] = {}
 
     # -- the turn -----------------------------------------------------------------------------------------
     async def handle(self, turn: Turn) -> AsyncIterator[Event]:
@@ -143,9 +178,19 @@ class Kommandant:
             yield Failed(message)
             yield ReplyDone(message)
             return
-        matches = await self.recognize(turn)
+        confirmed = self._confirmation(turn, text)
+        if isinstance(confirmed, str):
+            audit.record("confirm_declined", data={})
+            yield ReplyDelta(confirmed)
+            yield ReplyDone(confirmed)
+            return
+        matches = confirmed if confirmed is not None else await self.recognize(turn)
         if not matches:
             async for event in self._no_match(turn, audit):
+                yield event
+            return
+        if confirmed is None and self._unsure(turn, matches):
+            async for event in self._ask_to_confirm(turn, matches, audit):
                 yield event
             return
         replies: list[str] = []
@@ -156,6 +201,45 @@ class Kommandant:
                 yield event
         yield ReplyDone(" ".join(r.strip() for r in replies if r.strip()))
 
+    # -- spoken commands heard with low confidence ----------------------------------------------------------
+    def _unsure(self, turn: Turn, matches: list[IntentMatch]) -> bool:
+        """A spoken turn heard with low confidence that would change something: read it back first."""
+        threshold = self.services.settings.speech_confirm_below
+        if turn.speech_confidence is None or turn.speech_confidence >= threshold:
+            return False
+        risks = {self.services.catalog.get(m.tool).risk for m in matches if m.tool in self.services.catalog}
+        return bool(risks & {Risk.WRITE, Risk.DANGEROUS})
+
+    async def _ask_to_confirm(
+        self, turn: Turn, matches: list[IntentMatch], audit: TurnAudit
+    ) -> AsyncIterator[Event]:
+        now = time.monotonic()
+        if len(self._unconfirmed) >= MAX_CONTEXTS:
+            self._unconfirmed = {k: v for k, v in self._unconfirmed.items() if v[0] > now}
+        self._unconfirmed[(turn.user, turn.thread)] = (now + CONFIRM_TTL, matches)
+        for match in matches:
+            yield _recognized(match)
+        audit.record(
+            "confirm_requested",
+            data={"tools": [m.tool for m in matches], "speech_confidence": turn.speech_confidence},
+        )
+        heard = " and ".join(m.text for m in matches if m.text) or turn.text.strip()
+        question = f"Did you mean: {heard.rstrip('.!?')}? Say yes to go ahead, or no."
+        yield ReplyDelta(question)
+        yield ReplyDone(question, suggestions=["yes", "no"])
+
+    def _confirmation(self, turn: Turn, text: str) -> list[IntentMatch] | str | None:
+        """After "Did you mean …?": the commands to run on yes, a reply on no, None for anything else."""
+        pending = self._unconfirmed.pop((turn.user, turn.thread), None)
+        if pending is None or pending[0] < time.monotonic():
+            return None
+        answer = " ".join(text.lower().strip(" .!?").replace(",", " ").split())
+        if answer in _YES:
+            return pending[1]
+        if answer in _NO:
+            return "OK, I won't do that."
+        return None
+
     async def recognize(self, turn: Turn) -> list[IntentMatch]:
         """Template matches for the turn, with live names from storage and the conversation so far."""
         names = await live_names(self.services.database.sessionmaker, turn.user)
@@ -165,7 +249,16 @@ class Kommandant:
         )
 
     async def _no_match(self, turn: Turn, audit: TurnAudit) -> AsyncIterator[Event]:
-        answer = await self._ask_fallback(turn)
+        deadline = time.monotonic() + self.services.settings.llm_timeout
+        unavailable = None
+        try:
+            answer = await self._ask_fallback(turn, deadline)
+        except FallbackUnavailableError as err:
+            answer, unavailable = None, str(err)
+        if isinstance(answer, StreamedAnswer):
+            async for event in self._stream_answer(answer, deadline, audit):
+                yield event
+            return
         if isinstance(answer, list) and answer:
             replies = []
             for match in answer:
@@ -181,21 +274,59 @@ class Kommandant:
             return
         suggestions = self.recognizer.suggest(turn.text, 3)
         reply = "I didn't understand that."
+        if unavailable:
+            reply = f"I didn't understand that, and {unavailable}"
         if suggestions:
             reply += " Try: " + "; ".join(f"“{s}”" for s in suggestions) + "."
         audit.record("no_match", data={"suggestions": suggestions})
         yield ReplyDelta(reply)
         yield ReplyDone(reply, suggestions=suggestions)
 
-    async def _ask_fallback(self, turn: Turn) -> list[IntentMatch] | str | None:
-        if self.fallback is None:
+    async def _ask_fallback(
+        self, turn: Turn, deadline: float
+    ) -> list[IntentMatch] | StreamedAnswer | str | None:
+        """The fallback's answer by ``deadline``; ``FallbackUnavailableError`` when it has none."""
+        if self.fallback is None or turn.llm_model == "":  # "": this person chose templates only
             return None
         try:
-            async with asyncio.timeout(self.services.settings.call_timeout):
+            async with asyncio.timeout(max(0.001, deadline - time.monotonic())):
                 return await self.fallback.resolve(turn, self.services)
-        except Exception:
+        except FallbackUnavailableError:
+            raise
+        except TimeoutError as err:
+            limit = self.services.settings.llm_timeout
+            raise FallbackUnavailableError(f"the language model did not answer within {limit:g} s.") from err
+        except Exception as err:
             log.warning("the LLM fallback failed", exc_info=True)
-            return None
+            raise FallbackUnavailableError("the language model failed; the log has the details.") from err
+
+    async def _stream_answer(
+        self, answer: StreamedAnswer, deadline: float, audit: TurnAudit
+    ) -> AsyncIterator[Event]:
+        """Show a streamed answer piece by piece; a stall past the deadline ends it with a clear note."""
+        pieces: list[str] = []
+        iterator = aiter(answer.deltas)
+        while True:
+            try:
+                async with asyncio.timeout(max(0.001, deadline - time.monotonic())):
+                    piece = await anext(iterator)
+            except StopAsyncIteration:
+                break
+            except Exception as err:
+                stalled = isinstance(err, TimeoutError)
+                if not stalled:
+                    log.warning("the LLM answer broke off", exc_info=True)
+                note = " … (the language model stopped answering" + (" in time)" if stalled else ")")
+                with contextlib.suppress(Exception):
+                    await iterator.aclose()  # type: ignore[attr-defined]
+                pieces.append(note)
+                yield ReplyDelta(note)
+                break
+            pieces.append(piece)
+            yield ReplyDelta(piece)
+        text = "".join(pieces).strip()
+        audit.record("llm_answer", data={"chars": len(text)})
+        yield ReplyDone(text)
 
     # -- one intent ---------------------------------------------------------------------------------------
     async def _run_match(self, match: IntentMatch, turn: Turn, audit: TurnAudit) -> AsyncIterator[Event]:
@@ -205,13 +336,7 @@ class Kommandant:
             yield Failed(str(err))
             yield ReplyDelta(str(err))
             return
-        yield IntentRecognized(
-            tool=match.tool,
-            arguments=match.arguments,
-            confidence=match.confidence,
-            source=match.source,
-            text=match.text,
-        )
+        yield _recognized(match)
         audit.record(
             "intent",
             tool=tool.name,
