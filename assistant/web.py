@@ -88,7 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         global _runtime, _auth
-        async with Runtime(settings) as rt:
+        async with Runtime(settings, warm_embeddings=True) as rt:
             assert rt.services is not None
             database = rt.services.database
             chat_history().bind(database)
