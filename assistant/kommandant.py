@@ -456,7 +456,8 @@ class Kommandant:
                 "arguments": self._auditable(tool.name, arguments),
             },
         )
-        await audit.flush()  # write-ahead: the call is on record before it acts
+        if tool.risk is not Risk.READ:
+            await audit.flush()  # write-ahead: a call that changes something is on record before it acts
         started = time.perf_counter()
         try:
             result = await self.services.bus.call(tool.agent, call)

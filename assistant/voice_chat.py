@@ -61,13 +61,20 @@ async def _new_listener() -> Listener:
 
 @cl.on_audio_start
 async def on_audio_start() -> bool:
-    """The microphone button was pressed: prepare a listener (a clear message if no model is there)."""
-    try:
-        await _new_listener()
-    except VoiceError as err:
-        await cl.ErrorMessage(content=str(err)).send()
-        return False
-    cl.user_session.set(LOCK_KEY, asyncio.Lock())
+    """The microphone button was pressed: prepare a listener (a clear message if no model is there).
+
+    The lock is in place before the first await: chunks that arrive while the listener (and on first use
+    the model) loads wait for it instead of being dropped, which cut off the first word of a command.
+    """
+    lock = asyncio.Lock()
+    cl.user_session.set(LOCK_KEY, lock)
+    async with lock:
+        try:
+            await _new_listener()
+        except VoiceError as err:
+            cl.user_session.set(LOCK_KEY, None)
+            await cl.ErrorMessage(content=str(err)).send()
+            return False
     cl.user_session.set(LIVE_KEY, True)
     return True
 

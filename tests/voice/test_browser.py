@@ -82,11 +82,13 @@ def test_microphone_command_reaches_its_tool(
         require_service("Chromium", f"no browser at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    # Silence, "show my reminders", then silence long enough for the VAD to end the utterance.
-    speech = decode_file(clips["piper"][10].path)
-    pause = np.zeros(16_000 * 2, np.float32)
+    # Silence, a spoken command, then silence long enough for the VAD to end the utterance. Through the
+    # browser's capture path Whisper base hears Piper's "show my reminders" as "till my reminders" (the
+    # soft "sh" onset), so the test speaks "what reminders do I have"; the lead-in is generous.
+    speech = decode_file(clips["piper"][11].path)  # "what reminders do I have"
+    pause = np.zeros(16_000 * 3, np.float32)
     microphone = tmp_path / "microphone.wav"
-    microphone.write_bytes(wav_bytes(np.concatenate([pause[:8_000], speech, pause, pause])))
+    microphone.write_bytes(wav_bytes(np.concatenate([pause, speech, pause, pause])))
     args = [
         *CHROMIUM_ARGS,
         "--use-fake-ui-for-media-stream",
