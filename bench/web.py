@@ -27,27 +27,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.web.chromium import CHROMIUM, CHROMIUM_ARGS, FIRST_TOKEN_PROBE  # noqa: E402
+
 BIN = Path(sys.executable).parent
-CHROMIUM = os.environ.get("KOMMANDANT_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TARGET_MS = 150.0
 BASELINE_ENV = "KOMMANDANT_BENCH_WEB_BASELINE"
 REPLY = '[data-step-type="assistant_message"]'
-PROBE = """() => {
-  window.__enterAt = null; window.__firstTokenAt = null;
-  const before = document.querySelectorAll('[data-step-type="assistant_message"]').length;
-  document.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && window.__enterAt === null) window.__enterAt = performance.now();
-  }, {capture: true, once: true});
-  const observer = new MutationObserver(() => {
-    const replies = document.querySelectorAll('[data-step-type="assistant_message"]');
-    if (replies.length > before && replies[replies.length - 1].innerText.trim().length > 0) {
-      window.__firstTokenAt = performance.now(); observer.disconnect();
-    }
-  });
-  observer.observe(document.body, {childList: true, subtree: true, characterData: true});
-}"""
-
 if os.environ.get(BASELINE_ENV):  # loaded by `chainlit run bench/web.py`: the bare app
     import chainlit as cl
 
@@ -104,7 +92,7 @@ def _measure(browser: Any, url: str, command: str, runs: int) -> list[float]:
     times = []
     for i in range(runs + 3):  # three warm-up turns
         before = page.locator(REPLY).count()
-        page.evaluate(PROBE)
+        page.evaluate(FIRST_TOKEN_PROBE)
         box.fill(command)
         box.press("Enter")
         page.wait_for_function("() => window.__firstTokenAt !== null")

@@ -19,10 +19,9 @@ import pytest_asyncio
 
 from tests.conftest import require_service
 from tests.voice.conftest import Clip
+from tests.web.chromium import CHROMIUM, CHROMIUM_ARGS
 from voice import decode_file, wav_bytes
 
-CHROMIUM = os.environ.get("KOMMANDANT_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -18,32 +18,15 @@ import httpx
 import pytest
 
 from tests.conftest import require_service
+from tests.web.chromium import CHROMIUM, CHROMIUM_ARGS, FIRST_TOKEN_PROBE
 from tests.web.conftest import ARTIFACTS, WebServer, run_async
 
-CHROMIUM = os.environ.get("KOMMANDANT_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 REPLY = '[data-step-type="assistant_message"]'
 USER_MESSAGE = '[data-step-type="user_message"]'
 TIMEOUT_MS = 30_000
 FIRST_TOKEN_RUNS = 5
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-# In the page: time from the Enter keydown to the first assistant text that was not there before.
-FIRST_TOKEN_PROBE = """() => {
-  window.__enterAt = null; window.__firstTokenAt = null;
-  const before = document.querySelectorAll('[data-step-type="assistant_message"]').length;
-  document.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && window.__enterAt === null) window.__enterAt = performance.now();
-  }, {capture: true, once: true});
-  const observer = new MutationObserver(() => {
-    const replies = document.querySelectorAll('[data-step-type="assistant_message"]');
-    if (replies.length > before && replies[replies.length - 1].innerText.trim().length > 0) {
-      window.__firstTokenAt = performance.now(); observer.disconnect();
-    }
-  });
-  observer.observe(document.body, {childList: true, subtree: true, characterData: true});
-}"""
 
 
 @pytest.fixture(scope="module")
