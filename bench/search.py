@@ -4,8 +4,9 @@ Prints one JSON object. In one run on one embedded PostgreSQL:
 - N chunks (default 100,000) of 384 dimensions, synthetic and clustered like text embeddings (a Gaussian
   mixture on the unit sphere), loaded with COPY; an HNSW index with the product's parameters
   (m=16, ef_construction=64, cosine) and the product's ef_search (storage.knowledge.EF_SEARCH);
-- query latency p50/p99 of the HNSW top-10 beside the exact top-10 (sequential scan) as baseline, and
-  recall@10 of HNSW against that exact answer;
+- query latency p50/p99 of the HNSW top-10 beside the exact top-10 (a sequential scan in SQL) as
+  baseline, and recall@10 of HNSW against the exact answer computed in numpy (the SQL scan's own recall
+  is reported too, as a check that the baseline really is exact);
 - ingestion throughput (chunks/s) of the real path (chunk, embed with all-MiniLM-L6-v2 on the CPU, store)
   beside the embedding alone as baseline.
 Usage: python bench/search.py [--chunks 100000] [--queries 200] [--ingest 1000]
@@ -80,19 +81,28 @@ async def load(db: Database, data: np.ndarray) -> dict[str, float]:
     return {"copy_s": round(loaded, 1), "index_build_s": round(time.perf_counter() - started, 1)}
 
 
+EXACT_SQL = "SELECT id FROM bench_vectors ORDER BY (embedding <=> CAST(:q AS vector)) + 0 LIMIT 10"
+"""The exact top-10: ``+ 0`` hides the ordering from the HNSW index, so the plan is a (parallel) sequential
+scan. The text differs from the HNSW query on purpose: a prepared statement with the same text would keep
+its cached plan across a changed ``enable_indexscan`` and quietly use the index."""
+HNSW_SQL = "SELECT id FROM bench_vectors ORDER BY embedding <=> CAST(:q AS vector) LIMIT 10"
+
+
 async def top10(db: Database, query: np.ndarray, *, exact: bool) -> tuple[list[int], float]:
     async with db.engine.begin() as conn:
-        if exact:
-            await conn.execute(text("SET LOCAL enable_indexscan = off"))
-        else:
+        if not exact:
             await conn.execute(text(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}"))
         started = time.perf_counter()
-        rows = await conn.execute(
-            text("SELECT id FROM bench_vectors ORDER BY embedding <=> CAST(:q AS vector) LIMIT 10"),
-            {"q": literal(query)},
-        )
+        rows = await conn.execute(text(EXACT_SQL if exact else HNSW_SQL), {"q": literal(query)})
         ids = [row[0] for row in rows]
         return ids, (time.perf_counter() - started) * 1000
+
+
+def true_top10(data: np.ndarray, query: np.ndarray) -> list[int]:
+    """The exact top-10 by cosine distance, computed outside the database (the data are unit vectors)."""
+    scores = data @ query
+    best = np.argpartition(-scores, 10)[:10]
+    return [int(i) for i in best[np.argsort(-scores[best])]]
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -107,17 +117,20 @@ async def search_bench(db: Database, chunks: int, queries: int) -> dict[str, Any
     rng = np.random.default_rng(7)
     centres = rng.normal(size=(200, DIM))
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    setup = await load(db, vectors(chunks, rng, centres))
+    data = vectors(chunks, rng, centres)
+    setup = await load(db, data)
     probes = vectors(queries, rng, centres)
     for probe in probes[:20]:  # warm caches for both plans
         await top10(db, probe, exact=False)
-    hnsw_ms, exact_ms, recalls = [], [], []
+    hnsw_ms, exact_ms, recalls, exact_recalls = [], [], [], []
     for probe in probes:
         approx, took = await top10(db, probe, exact=False)
         hnsw_ms.append(took)
-        truth, took = await top10(db, probe, exact=True)
+        scanned, took = await top10(db, probe, exact=True)
         exact_ms.append(took)
+        truth = true_top10(data, probe)
         recalls.append(len(set(approx) & set(truth)) / 10)
+        exact_recalls.append(len(set(scanned) & set(truth)) / 10)
     hnsw = percentiles(hnsw_ms)
     recall = round(float(np.mean(recalls)), 4)
     return {
@@ -129,6 +142,7 @@ async def search_bench(db: Database, chunks: int, queries: int) -> dict[str, Any
         "hnsw": hnsw,
         "baseline_exact": percentiles(exact_ms),
         "recall_at_10": recall,
+        "baseline_exact_recall_at_10": round(float(np.mean(exact_recalls)), 4),
         "targets": TARGETS,
         "meets_targets": hnsw["p50_ms"] <= TARGETS["p50_ms"]
         and hnsw["p99_ms"] <= TARGETS["p99_ms"]
