@@ -203,9 +203,12 @@ class Kommandant:
 
     # -- spoken commands heard with low confidence ----------------------------------------------------------
     def _unsure(self, turn: Turn, matches: list[IntentMatch]) -> bool:
-        """A spoken turn heard with low confidence that would change something: read it back first."""
-        threshold = self.services.settings.speech_confirm_below
-        if turn.speech_confidence is None or turn.speech_confidence >= threshold:
+        """A spoken turn heard with low confidence, or understood only after correcting what was heard,
+        that would change something: read it back first."""
+        if turn.speech_confidence is None:
+            return False
+        corrected = any(m.source == "corrected" for m in matches)
+        if not corrected and turn.speech_confidence >= self.services.settings.speech_confirm_below:
             return False
         risks = {self.services.catalog.get(m.tool).risk for m in matches if m.tool in self.services.catalog}
         return bool(risks & {Risk.WRITE, Risk.DANGEROUS})
@@ -241,12 +244,15 @@ class Kommandant:
         return None
 
     async def recognize(self, turn: Turn) -> list[IntentMatch]:
-        """Template matches for the turn, with live names from storage and the conversation so far."""
+        """Template matches for the turn, with live names from storage and the conversation so far; for a
+        spoken turn, also the nearest command to a misheard one (``source="corrected"``)."""
         names = await live_names(self.services.database.sessionmaker, turn.user)
         lists = LiveLists(bots=names.bots, schedules=names.schedules, reminders=names.reminders)
-        return self.recognizer.recognize(
-            turn.text, lists=lists, context=self._context(turn), now=datetime.now(self._tz)
+        # Speech may be misheard: a transcript that is no command is tried as the nearest one that is.
+        recognize = (
+            self.recognizer.recognize if turn.speech_confidence is None else self.recognizer.recognize_heard
         )
+        return recognize(turn.text, lists=lists, context=self._context(turn), now=datetime.now(self._tz))
 
     async def _no_match(self, turn: Turn, audit: TurnAudit) -> AsyncIterator[Event]:
         deadline = time.monotonic() + self.services.settings.llm_timeout

@@ -18,7 +18,8 @@ class IntentMatch:
     tool: str
     arguments: dict[str, Any]
     confidence: float
-    source: Literal["template", "llm"] = "template"
+    source: Literal["template", "llm", "corrected"] = "template"
+    """How it was found: a template, the LLM, or a template after correcting a misheard word."""
     text: str = ""
     """The part of the utterance this match came from, in the person's wording."""
 
@@ -45,7 +46,7 @@ class LiveLists:
         return tuple(self.bots), tuple(self.schedules), tuple(self.reminders)
 
 
-_TOPIC_OF_AGENT_ARG: dict[str, tuple[Topic, str]] = {
+NAMED_ARGUMENT: dict[str, tuple[Topic, str]] = {
     "bots_start": ("bot", "name"),
     "bots_stop": ("bot", "name"),
     "bots_restart": ("bot", "name"),
@@ -73,7 +74,7 @@ class ConversationContext:
 
     def observe(self, match: IntentMatch) -> None:
         """Remember the bot, schedule, reminder or approval a match was about."""
-        known = _TOPIC_OF_AGENT_ARG.get(match.tool)
+        known = NAMED_ARGUMENT.get(match.tool)
         if known is None:
             return
         topic, argument = known

@@ -6,7 +6,7 @@ import itertools
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 from hassil import Intents, RecognizeResult, SlotList, TextSlotList, recognize_all
 from hassil.expression import ListReference, Sentence
 
-from intents.models import ConversationContext, IntentMatch, LiveLists
+from intents.models import NAMED_ARGUMENT, ConversationContext, IntentMatch, LiveLists
+from intents.nearest import MAX_TRAILING_WORDS, MIN_ANCHOR_WORDS, TRAILING_WORD, CommandGraph, Nearest
 from intents.normalize import Utterance, normalize
 from intents.slots import KNOWN, Built, SlotInput, build_arguments
 from intents.templates import LIVE_LISTS, examples_of, load_templates, with_live_list_placeholders
@@ -61,6 +62,7 @@ class Recognizer:
         self._check(self._intents)
         self._misses: OrderedDict[tuple[Any, ...], None] = OrderedDict()
         self._keywords = self._tool_keywords()
+        self._command_graph: CommandGraph | None = None
 
     # ------------------------------------------------------------------ public
 
@@ -97,6 +99,48 @@ class Recognizer:
                 self._misses.popitem(last=False)
         return matches
 
+    def recognize_heard(
+        self,
+        text: str,
+        *,
+        lists: LiveLists | None = None,
+        context: ConversationContext | None = None,
+        now: datetime | None = None,
+    ) -> list[IntentMatch]:
+        """``recognize`` for a transcript of speech: when the words as heard are no command, or name a bot,
+        schedule or reminder that does not exist, what was probably said is tried instead: the words
+        without the last few (recognisers pad the end of speech: "… the backup bot. Thank you very
+        much."), then the nearest sentences the templates can say (``intents.nearest``). Matches found
+        that way have ``source="corrected"``, their ``text`` is the corrected wording, and their
+        confidence is lowered by how far the correction went, so the caller can read them back first.
+        """
+        lists = lists or LiveLists()
+        matches = self.recognize(text, lists=lists, context=context, now=now)
+        if (matches and not _unknown_names(matches, lists)) or not isinstance(text, str):
+            return matches
+        heard = normalize(text).words
+        if not heard:
+            return []
+        trimmed = [
+            Nearest("", " ".join(heard[:-dropped]), TRAILING_WORD * dropped)
+            for dropped in range(1, min(MAX_TRAILING_WORDS, len(heard) - MIN_ANCHOR_WORDS) + 1)
+        ]
+        names = {"bot": lists.bots, "schedule": lists.schedules, "reminder_name": lists.reminders}
+        nearest = self._graph().nearest(heard, names=names, avoid=" ".join(heard))
+        for guess in itertools.chain(trimmed, nearest):
+            found = self.recognize(guess.text, lists=lists, context=context, now=now)
+            tools = [m.tool for m in found]
+            if not found or _unknown_names(found, lists) or (guess.intent and tools != [guess.intent]):
+                continue
+            if matches and tools != [m.tool for m in matches]:
+                continue  # the command was heard; only the name is in doubt
+            closeness = max(0.0, 1.0 - guess.cost / len(heard))
+            return [
+                replace(m, source="corrected", confidence=m.confidence * closeness, text=guess.text)
+                for m in found
+            ]
+        return matches  # a name nobody has may still be meant: the tool will say so
+
     def clear_cache(self) -> None:
         """Forget the remembered misses (for benchmarks, or after the templates' lists changed)."""
         self._misses.clear()
@@ -120,6 +164,13 @@ class Recognizer:
         return suggestions
 
     # ------------------------------------------------------------------ internals
+
+    def _graph(self) -> CommandGraph:
+        """The templates as a word graph for ``recognize_heard`` (built on first use: typed text never
+        needs it)."""
+        if self._command_graph is None:
+            self._command_graph = CommandGraph(self._intents, live_lists=LIVE_LISTS)
+        return self._command_graph
 
     def _now(self, now: datetime | None) -> datetime:
         if now is None:
@@ -186,6 +237,23 @@ class Recognizer:
             return None
         dumped: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
         return dumped
+
+
+def _unknown_names(matches: Sequence[IntentMatch], lists: LiveLists) -> bool:
+    """True when a match acts on a bot, schedule or reminder that is not in the live lists (creating a
+    schedule names a new one, so that does not count)."""
+    known: dict[str, Sequence[str]] = {
+        "bot": lists.bots,
+        "schedule": lists.schedules,
+        "reminder": lists.reminders,
+    }
+    for match in matches:
+        topic, argument = NAMED_ARGUMENT.get(match.tool, ("", ""))
+        value = match.arguments.get(argument)
+        creates = match.tool == "schedules_create"
+        if topic in known and not creates and isinstance(value, str) and value not in known[topic]:
+            return True
+    return False
 
 
 @lru_cache(maxsize=256)

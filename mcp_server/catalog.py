@@ -35,7 +35,7 @@ class AskIntent(BaseModel):
     tool: str = Field(description="The tool it maps to.")
     arguments: dict[str, Any] = Field(description="The arguments it was called with.")
     confidence: float = Field(description="How sure the recogniser was, 0..1.")
-    source: str = Field(description="'template' or 'llm'.")
+    source: str = Field(description="'template', 'llm', or 'corrected' (a misheard spoken command).")
 
 
 class AskTool(BaseModel):
