@@ -89,7 +89,12 @@ class Settings(BaseSettings):
     whisper_compute_type: str = Field(
         default="default", description="CTranslate2 compute type; default: int8 on CPU, float16 on CUDA."
     )
-    whisper_beam_size: int = Field(default=1, ge=1, le=10, description="Beam size of Whisper decoding.")
+    whisper_beam_size: int = Field(
+        default=5,
+        ge=1,
+        le=10,
+        description="Beam size of Whisper decoding (1: greedy, fastest; 5: more accurate).",
+    )
     stt_threads: int = Field(
         default=0, ge=0, description="CPU threads for speech recognition; 0: one per core."
     )
@@ -126,10 +131,11 @@ class Settings(BaseSettings):
     )
 
     # --- knowledge, memory, embeddings and the LLM (issue 7; its owner edits only this section) ---
-    embedding_backend: Literal["local", "litellm"] = Field(
+    embedding_backend: Literal["local", "sentence-transformers", "litellm"] = Field(
         default="local",
-        description="Where embeddings come from: 'local' (sentence-transformers in this process) or "
-        "'litellm' (an embedding API such as Ollama's nomic-embed-text).",
+        description="Where embeddings come from: 'local' (a sentence-transformers model run by ONNX Runtime "
+        "in this process), 'sentence-transformers' (the same library with PyTorch, for models ONNX cannot "
+        "run) or 'litellm' (an embedding API such as Ollama's nomic-embed-text).",
     )
     embedding_model: str = Field(
         default="sentence-transformers/all-MiniLM-L6-v2",

