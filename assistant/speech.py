@@ -86,16 +86,16 @@ class VoiceTurns:
             return self._transcriber
 
     async def bias(self, user: str) -> Bias | None:
-        """The commands' words and this user's live names (bots, schedules, reminders)."""
+        """The commands' words and this user's live names (bots and schedules; reminders for Vosk)."""
         if not self.config.bias:
             return None
         from storage.lists import live_names
 
         names = await live_names(self.kommandant.services.database.sessionmaker, user)
+        # Reminder texts are sentences, not names: as a Whisper prompt they invite the model to say them
+        # again, so they only widen Vosk's vocabulary.
         return Bias(
-            names=(*names.bots, *names.schedules, *names.reminders),
-            vocabulary=_template_vocabulary(),
-            groups=(("Bots", tuple(names.bots)), ("Schedules", tuple(names.schedules))),
+            names=(*names.bots, *names.schedules), vocabulary=(*_template_vocabulary(), *names.reminders)
         )
 
     async def decode(self, path: Path) -> Samples:

@@ -106,28 +106,21 @@ MAX_NAMES = 40
 class Bias:
     """Names and words to favour.
 
-    Whisper gets only the live names, grouped by kind ("Bots: backup, crawler."), as its prompt: measured
-    on the spoken-command set, a prompt of example commands made it slower, made it append hallucinated
-    endings ("Thank you for watching") and even swapped verbs ("stop" heard as "start"); the names alone
-    fix the words a general model knows least without those costs (bench/voice.py compares both).
-    Vosk gets the names and the commands' vocabulary as its grammar.
+    Whisper gets only the live names, as a bare list ("backup, crawler, mailer"), as its prompt. Measured
+    on the spoken-command set (bench/voice.py): a prompt of example commands, or names in sentences
+    ("Bots: backup, crawler."), made Whisper continue past the end of speech ("… the backup bot. You",
+    "Thank you for watching"), which doubled decoding time and swapped verbs; the bare list fixes the words
+    a general model knows least without those costs. Vosk gets the names and the commands' vocabulary as
+    its grammar.
     """
 
     names: tuple[str, ...] = ()
     vocabulary: tuple[str, ...] = ()
-    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    """Names by kind for the prompt, e.g. (("Bots", ("backup", "crawler")),); ``names`` when empty."""
 
     def prompt(self) -> str | None:
-        """The Whisper prompt: the live names by kind, at most ``MAX_NAMES`` of them."""
-        groups = self.groups or (("Names", self.names),)
-        parts, budget = [], MAX_NAMES
-        for kind, names in groups:
-            unique = list(dict.fromkeys(n.strip() for n in names if n.strip()))[:budget]
-            budget -= len(unique)
-            if unique:
-                parts.append(f"{kind}: {', '.join(unique)}.")
-        return " ".join(parts) or None
+        """The Whisper prompt: the live names, comma-separated, at most ``MAX_NAMES`` of them."""
+        unique = list(dict.fromkeys(n.strip() for n in self.names if n.strip()))[:MAX_NAMES]
+        return ", ".join(unique) or None
 
     def grammar(self) -> list[str]:
         """The Vosk grammar: every word it may output, plus ``[unk]`` for anything else."""

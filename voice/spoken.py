@@ -20,6 +20,8 @@ _FILLERS = re.compile(
 _DOT_TIME = re.compile(
     r"\b([01]?\d|2[0-3])\.([0-5]\d)\b(?=\s*(?:[ap]\.?m\.?|o'clock|in the|tomorrow|tonight|today|$))", re.I
 )
+_MERIDIEM = re.compile(r"\b([ap])\s*\.\s*m\b\.?", re.IGNORECASE)
+""""p .m." and "a. m.": Whisper sometimes spaces the abbreviation apart."""
 _SPACES = re.compile(r"\s+")
 
 
@@ -28,6 +30,7 @@ def normalize_transcript(text: str) -> str:
     text = _TAGS.sub(" ", text)
     text = _JOIN.sub(lambda m: _JOINERS[m.group(1).lower()], text)
     text = _FILLERS.sub("", text)
+    text = _MERIDIEM.sub(lambda m: m.group(1) + ".m.", text)
     text = _DOT_TIME.sub(r"\1:\2", text)
     text = _SPACES.sub(" ", text).strip()
     return text.strip(" ,")

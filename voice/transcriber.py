@@ -110,7 +110,7 @@ SENTENCE_END = (".", "?", "!")
 STOCK_ENDINGS = frozenset(
     {"you", "thank you", "thanks", "thank you very much", "thank you so much", "thanks for watching",
      "thank you for watching", "that's it", "that's all", "bye", "bye bye", "see you next time",
-     "i'll see you next time", "see you", "please subscribe", "okay", "so"}
+     "i'll see you next time", "see you", "please subscribe", "okay", "so", "that's"}
 )  # fmt: skip
 """Subtitle endings Whisper adds after a finished sentence; a command never ends with one of them."""
 

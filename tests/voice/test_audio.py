@@ -27,6 +27,7 @@ from voice.audio import to_pcm16
 
 def test_spoken_forms_become_typed_forms() -> None:
     assert normalize_transcript("Stop the web dash crawler bot.") == "Stop the web-crawler bot."
+    assert normalize_transcript("Remind me at 5 p .m. tomorrow") == "Remind me at 5 p.m. tomorrow"
     assert (
         normalize_transcript("Um, remind me at 9.30 p.m. to call mom") == "remind me at 9:30 p.m. to call mom"
     )
@@ -41,12 +42,8 @@ def test_bias_prompt_names_and_grammar() -> None:
 
     vocabulary = template_vocabulary(load_templates())
     assert "remind" in vocabulary and "bot" in vocabulary and "the" not in vocabulary
-    bias = Bias(
-        names=("web-crawler", "nightly"),
-        vocabulary=vocabulary,
-        groups=(("Bots", ("web-crawler",)), ("Schedules", ("nightly",))),
-    )
-    assert bias.prompt() == "Bots: web-crawler. Schedules: nightly."
+    bias = Bias(names=("web-crawler", "nightly", "web-crawler", " "), vocabulary=vocabulary)
+    assert bias.prompt() == "web-crawler, nightly"
     grammar = bias.grammar()
     assert grammar[-1] == "[unk]" and {"web", "crawler", "nightly", "remind", "the"} <= set(grammar)
     assert Bias().prompt() is None
