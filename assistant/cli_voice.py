@@ -38,7 +38,7 @@ def transcribe(
     if engine not in (None, "whisper", "vosk", "vosk+whisper"):
         fail(f"Unknown engine {engine!r}: use whisper, vosk or vosk+whisper.")
     stt = cast(Engine, engine or settings.stt)
-    config = replace(voice_config(settings), stt=stt, bias=False)
+    config = replace(voice_config(settings), stt=stt, bias=False, word_timings=True)
 
     async def go() -> dict[str, Any]:
         samples = await asyncio.to_thread(decode_file, file)

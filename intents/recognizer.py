@@ -16,7 +16,7 @@ from hassil import Intents, RecognizeResult, SlotList, TextSlotList, recognize_a
 from hassil.expression import ListReference, Sentence
 
 from intents.models import NAMED_ARGUMENT, ConversationContext, IntentMatch, LiveLists
-from intents.nearest import MAX_TRAILING_WORDS, MIN_ANCHOR_WORDS, TRAILING_WORD, CommandGraph, Nearest
+from intents.nearest import MAX_TRAILING_WORDS, TRAILING_WORD, CommandGraph, Nearest
 from intents.normalize import Utterance, normalize
 from intents.slots import KNOWN, Built, SlotInput, build_arguments
 from intents.templates import LIVE_LISTS, examples_of, load_templates, with_live_list_placeholders
@@ -121,13 +121,14 @@ class Recognizer:
         heard = normalize(text).words
         if not heard:
             return []
+        # at most a third of what was heard is padding
+        most = min(MAX_TRAILING_WORDS, len(heard) // 3)
         trimmed = [
-            Nearest("", " ".join(heard[:-dropped]), TRAILING_WORD * dropped)
-            for dropped in range(1, min(MAX_TRAILING_WORDS, len(heard) - MIN_ANCHOR_WORDS) + 1)
+            Nearest("", " ".join(heard[:-dropped]), TRAILING_WORD * dropped) for dropped in range(1, most + 1)
         ]
         names = {"bot": lists.bots, "schedule": lists.schedules, "reminder_name": lists.reminders}
         nearest = self._graph().nearest(heard, names=names, avoid=" ".join(heard))
-        for guess in itertools.chain(trimmed, nearest):
+        for guess in sorted(itertools.chain(trimmed, nearest), key=lambda g: g.cost):
             found = self.recognize(guess.text, lists=lists, context=context, now=now)
             tools = [m.tool for m in found]
             if not found or _unknown_names(found, lists) or (guess.intent and tools != [guess.intent]):

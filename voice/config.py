@@ -19,7 +19,11 @@ class VoiceConfig:
     whisper_model: str = "base.en"
     whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
     whisper_compute_type: str = "default"
-    whisper_beam_size: int = 1
+    whisper_beam_size: int = 5
+    word_timings: bool = False
+    """Whisper word timestamps (and per-word confidences). Off for commands: aligning words makes Whisper
+    decode again after the last word, where a prompted model invents more ("… the backup bot. You"), which
+    doubled or tripled the time of a turn (bench/voice.py); ``kommandant transcribe`` turns it on."""
     threads: int = 0
     vosk_model: Path | None = None
     vad_silence_ms: int = 700

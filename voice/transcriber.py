@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from typing import Any, Protocol
 
@@ -54,7 +55,7 @@ class WhisperTranscriber:
             samples,
             language=self.language,
             beam_size=self.config.whisper_beam_size,
-            word_timestamps=True,
+            word_timestamps=self.config.word_timings,
             vad_filter=True,
             vad_parameters={"threshold": self.config.vad_threshold, "min_silence_duration_ms": 500},
             condition_on_previous_text=False,
@@ -62,21 +63,27 @@ class WhisperTranscriber:
         )
         words: list[Word] = []
         texts: list[str] = []
+        token_logprob = token_count = 0.0
         for segment in segments:
             texts.append(segment.text.strip())
+            tokens = max(1, len(segment.tokens))
+            token_logprob += segment.avg_logprob * tokens
+            token_count += tokens
             words.extend(
                 Word(w.word.strip(), float(w.start), float(w.end), float(w.probability))
                 for w in segment.words or ()
                 if w.word.strip()
             )
         words = trim_hallucinated_tail(words)
+        text = " ".join(w.text for w in words) if words else " ".join(t for t in texts if t)
         return Transcript(
-            text=" ".join(w.text for w in words) if words else " ".join(t for t in texts if t),
+            text=text,
             words=tuple(words),
             duration=duration(samples),
             engine=self.name,
             language=info.language,
             timings={"transcribe": time.perf_counter() - started},
+            probability=math.exp(token_logprob / token_count) if token_count else None,
         )
 
 

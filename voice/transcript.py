@@ -31,17 +31,20 @@ class Transcript:
     language: str | None = None
     timings: dict[str, float] = field(default_factory=dict, compare=False)
     """Where the time went (seconds): e.g. decode, transcribe."""
+    probability: float | None = None
+    """The recogniser's confidence in the whole text, 0..1, when it gave no words (Whisper without word
+    timings: the mean token probability)."""
 
     @property
     def confidence(self) -> float | None:
-        """The mean word probability, 0..1 (None without words).
+        """The mean word probability, 0..1; without words, ``probability`` (None when neither is known).
 
         Not the weakest word: Whisper often gives one short word a low probability in a clip it heard
         perfectly well ("10" in "in 10 minutes"), while the mean still drops when a clip is mumbled,
         noisy or misheard (see bench/voice.py).
         """
         if not self.words:
-            return None
+            return self.probability if self.text.strip() else None
         return sum(w.probability for w in self.words) / len(self.words)
 
     @property

@@ -165,3 +165,12 @@ def test_wav_round_trip(tmp_path: Path) -> None:
     path.write_bytes(wav_bytes(tone))
     back = decode_file(path)
     assert len(back) == len(tone) and np.max(np.abs(back - tone)) < 1e-3
+
+
+def test_confidence_without_word_timings_is_the_text_probability() -> None:
+    from voice import Transcript, Word
+
+    assert Transcript("stop the bot", probability=0.8).confidence == 0.8
+    assert Transcript("", probability=0.8).confidence is None
+    words = (Word("stop", 0, 0.2, 0.9), Word("it", 0.2, 0.3, 0.5))
+    assert Transcript("stop it", words=words, probability=0.1).confidence == pytest.approx(0.7)
