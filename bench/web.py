@@ -141,6 +141,8 @@ def main() -> None:
             while httpx.get(f"http://127.0.0.1:{port}/healthz").json().get("status") != "ok":
                 time.sleep(0.3)
             results["kommandant_status"] = _summary(_measure(browser, chat, "what's the status", args.runs))
+            # a command whose tool embeds the question (memory_recall: the local embedding model)
+            results["kommandant_recall"] = _summary(_measure(browser, chat, "what is my editor", args.runs))
         browser.close()
     ours = results["kommandant_status"]["median_ms"]
     print(
@@ -151,6 +153,8 @@ def main() -> None:
                 "baseline": results["bare_chainlit"],
                 "kommandant": results["kommandant_status"],
                 "kommandant_command": "what's the status (template-matched)",
+                "kommandant_recall": results["kommandant_recall"],
+                "kommandant_recall_command": "what is my editor (template-matched; embeds the question)",
                 "overhead_median_ms": round(ours - results["bare_chainlit"]["median_ms"], 1),
                 "target_ms": TARGET_MS,
                 "meets_target": ours < TARGET_MS,
