@@ -14,6 +14,7 @@ serving.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import json
 import logging
@@ -117,6 +118,17 @@ def resolve_local_model(name: str) -> str:
 
 _MODELS: dict[str, Any] = {}
 _MODELS_LOCK = threading.Lock()
+
+
+@atexit.register
+def _release_models() -> None:
+    """Free the models before the interpreter tears itself down: an ONNX Runtime session destroyed during
+    finalisation aborts the process ("terminate called without an active exception")."""
+    if _MODELS_LOCK.acquire(timeout=5):  # a model still loading in a daemon thread holds it
+        try:
+            _MODELS.clear()
+        finally:
+            _MODELS_LOCK.release()
 
 
 def _load_sentence_transformer(location: str) -> Any:

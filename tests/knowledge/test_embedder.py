@@ -17,8 +17,6 @@ from storage.embeddings import (
 )
 from storage.embeddings import _onnx_file as onnx_file
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
-
 TEXTS = [
     "my editor is neovim",
     "Where is the spare key? Under the mat.",
@@ -27,6 +25,7 @@ TEXTS = [
 ]
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_onnx_vectors_equal_sentence_transformers(tmp_path: Path) -> None:
     onnx = OnnxEmbedder(DEFAULT_MODEL, cache_dir=tmp_path)
     reference = SentenceTransformerEmbedder(DEFAULT_MODEL)

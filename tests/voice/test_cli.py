@@ -28,10 +28,11 @@ def env(db: Database, tmp_path: Path, voice_env: dict[str, str]) -> dict[str, st
 
 
 def test_transcribe_json_and_formats(clips: dict[str, list[Clip]], voice_env: dict[str, str]) -> None:
-    done = cli("transcribe", str(clips["piper"][16].path), "--json", env=voice_env)
+    # "what reminders do I have": everyday words (transcribe has no names to bias it toward "backup")
+    done = cli("transcribe", str(clips["piper"][11].path), "--json", env=voice_env)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["text"].lower().strip(".") == "start the backup bot"
+    assert result["text"].lower().strip(".?") == "what reminders do i have"
     assert result["engine"] == "whisper" and result["words"][0]["start"] < result["words"][-1]["end"]
     assert 0 < result["confidence"] <= 1
 
