@@ -153,10 +153,11 @@ def _load_sentence_transformer(location: str) -> Any:
         return model
 
 
-class SentenceTransformerEmbedder:
-    """A sentence-transformers model in this process (CPU), e.g. all-MiniLM-L6-v2 (384 dimensions)."""
+class _InProcessEmbedder:
+    """What the in-process embedders share: the model loaded once per process (in a thread, or warmed in
+    a daemon thread), and texts encoded batch by batch in a thread."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 32) -> None:
+    def __init__(self, model: str, *, batch_size: int) -> None:
         self._name = model
         self._location = resolve_local_model(model)
         self._batch_size = batch_size
@@ -165,16 +166,24 @@ class SentenceTransformerEmbedder:
     def model(self) -> str:
         return self._name
 
+    def _key(self) -> str:
+        """The model's key in ``_MODELS``."""
+        raise NotImplementedError
+
+    def _load(self) -> Any:
+        """Load the model (blocking), or return it when it is loaded already."""
+        raise NotImplementedError
+
+    def _encode(self, model: Any, batch: list[str]) -> list[list[float]]:
+        """Unit-length vectors of one batch (blocking)."""
+        raise NotImplementedError
+
     async def _loaded(self) -> Any:
-        cached = _MODELS.get(self._location)
-        return (
-            cached
-            if cached is not None
-            else await asyncio.to_thread(_load_sentence_transformer, self._location)
-        )
+        cached = _MODELS.get(self._key())
+        return cached if cached is not None else await asyncio.to_thread(self._load)
 
     def ready(self) -> bool:
-        return self._location in _MODELS
+        return self._key() in _MODELS
 
     def warm(self) -> None:
         if not self.ready():
@@ -182,14 +191,9 @@ class SentenceTransformerEmbedder:
 
     def _warm(self) -> None:
         try:
-            _load_sentence_transformer(self._location)
+            self._load()
         except EmbeddingError as err:
             log.warning("%s", err)
-
-    async def dimension(self) -> int:
-        model = await self._loaded()
-        size = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return int(size())
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
@@ -198,11 +202,30 @@ class SentenceTransformerEmbedder:
         vectors: list[list[float]] = []
         for start in range(0, len(texts), self._batch_size):
             batch = list(texts[start : start + self._batch_size])
-            array = await asyncio.to_thread(
-                model.encode, batch, batch_size=self._batch_size, normalize_embeddings=True
-            )
-            vectors.extend([float(x) for x in row] for row in array)
+            vectors.extend(await asyncio.to_thread(self._encode, model, batch))
         return vectors
+
+
+class SentenceTransformerEmbedder(_InProcessEmbedder):
+    """A sentence-transformers model in this process (CPU, PyTorch), e.g. all-MiniLM-L6-v2 (384 dims)."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 32) -> None:
+        super().__init__(model, batch_size=batch_size)
+
+    def _key(self) -> str:
+        return self._location
+
+    def _load(self) -> Any:
+        return _load_sentence_transformer(self._location)
+
+    def _encode(self, model: Any, batch: list[str]) -> list[list[float]]:
+        array = model.encode(batch, batch_size=self._batch_size, normalize_embeddings=True)
+        return [[float(x) for x in row] for row in array]
+
+    async def dimension(self) -> int:
+        model = await self._loaded()
+        size = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(size())
 
 
 ONNX_FILES = ("onnx/model.onnx", "model.onnx")
@@ -377,53 +400,27 @@ def _max_tokens(folder: Path) -> int:
     return 256
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(_InProcessEmbedder):
     """A sentence-transformers model run by ONNX Runtime in this process (CPU), e.g. all-MiniLM-L6-v2."""
 
     def __init__(
         self, model: str = DEFAULT_MODEL, *, batch_size: int = 32, cache_dir: Path | None = None
     ) -> None:
         """``cache_dir``: where exported ONNX files are kept (default: ``default_onnx_cache()``)."""
-        self._name = model
-        self._location = resolve_local_model(model)
-        self._batch_size = batch_size
+        super().__init__(model, batch_size=batch_size)
         self._cache_dir = cache_dir
 
-    @property
-    def model(self) -> str:
-        return self._name
+    def _key(self) -> str:
+        return f"onnx:{self._location}"
 
-    async def _loaded(self) -> _OnnxModel:
-        cached = _MODELS.get(f"onnx:{self._location}")
-        if cached is not None:
-            return cached
-        return await asyncio.to_thread(_load_onnx, self._location, self._cache_dir)
+    def _load(self) -> _OnnxModel:
+        return _load_onnx(self._location, self._cache_dir)
 
-    def ready(self) -> bool:
-        return f"onnx:{self._location}" in _MODELS
-
-    def warm(self) -> None:
-        if not self.ready():
-            threading.Thread(target=self._warm, name="embedder-warm", daemon=True).start()
-
-    def _warm(self) -> None:
-        try:
-            _load_onnx(self._location, self._cache_dir)
-        except EmbeddingError as err:
-            log.warning("%s", err)
+    def _encode(self, model: _OnnxModel, batch: list[str]) -> list[list[float]]:
+        return model.encode([text or " " for text in batch])  # an empty text still gets a vector
 
     async def dimension(self) -> int:
-        return (await self._loaded()).dimension
-
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        if not texts:
-            return []
-        model = await self._loaded()
-        vectors: list[list[float]] = []
-        for start in range(0, len(texts), self._batch_size):
-            batch = [text or " " for text in texts[start : start + self._batch_size]]
-            vectors.extend(await asyncio.to_thread(model.encode, batch))
-        return vectors
+        return int((await self._loaded()).dimension)
 
 
 def import_litellm() -> Any:
