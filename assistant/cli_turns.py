@@ -257,7 +257,8 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with Runtime(settings, agents=names, warm_embeddings=True) as rt, AsyncExitStack() as bridges:
+        embeds = bool({"memory", "knowledge"} & set(names))  # only these agents' tools embed text
+        async with Runtime(settings, agents=names, warm_embeddings=embeds) as rt, AsyncExitStack() as bridges:
             assert rt.services is not None
             served = list(names)
             for target in mcp:
