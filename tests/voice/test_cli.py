@@ -14,7 +14,8 @@ from tests.test_cli import cli
 from tests.voice.conftest import Clip, add_names
 from voice import decode_file, wav_bytes
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+ASYNC = pytest.mark.asyncio(loop_scope="session")
+"""Only the async tests run on the session loop (a mark on a plain test is a warning)."""
 
 
 @pytest.fixture
@@ -66,6 +67,7 @@ def test_transcribe_long_file_and_clear_errors(
     )
 
 
+@ASYNC
 async def test_ask_audio_runs_a_whole_voice_turn(
     clips: dict[str, list[Clip]], env: dict[str, str], db: Database, tmp_path: Path
 ) -> None:

@@ -19,7 +19,8 @@ from voice import (
 )
 from voice.audio import to_pcm16
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+ASYNC = pytest.mark.asyncio(loop_scope="session")
+"""Only the async tests run on the session loop (a mark on a plain test is a warning)."""
 
 
 def test_vosk_partials_grow_and_end_in_a_final(clips: dict[str, list[Clip]], vosk_dir: Path) -> None:
@@ -56,6 +57,7 @@ def test_missing_models_name_the_setting(tmp_path: Path) -> None:
         VoskStreamingRecognizer(VoiceConfig(vosk_model=not_vosk))
 
 
+@ASYNC
 async def test_browser_rate_stream_with_vosk_partials_and_whisper_final(
     clips: dict[str, list[Clip]], whisper_dir: Path, vosk_dir: Path
 ) -> None:
@@ -79,6 +81,7 @@ async def test_browser_rate_stream_with_vosk_partials_and_whisper_final(
     assert "stretch" in final.text.lower() and "10" in final.text
 
 
+@ASYNC
 async def test_listener_stops_at_the_length_limit(whisper_dir: Path) -> None:
     config = VoiceConfig(whisper_model=str(whisper_dir), max_seconds=2.0)
     listener = Listener(config, None, rate=16_000)

@@ -10,11 +10,13 @@ from voice import VoiceConfig, WhisperTranscriber, create_synthesizer, resample,
 from voice.errors import ModelNotFoundError
 from voice.tts import EspeakSynthesizer, PiperSynthesizer
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+ASYNC = pytest.mark.asyncio(loop_scope="session")
+"""Only the async tests run on the session loop (a mark on a plain test is a warning)."""
 
 REPLY = "Started the backup bot. It is running now. Check its logs later."
 
 
+@ASYNC
 @pytest.mark.parametrize("engine", ["piper", "espeak"])
 async def test_replies_are_spoken_sentence_by_sentence_and_understood(whisper_dir: Path, engine: str) -> None:
     synthesizer = create_synthesizer(VoiceConfig(tts=engine))  # type: ignore[arg-type]
