@@ -106,11 +106,6 @@ class CommandGraph:
                         self._add(end, final)
                         self._final[final] = name
 
-    @property
-    def size(self) -> int:
-        """Number of nodes (for tests and benchmarks)."""
-        return len(self._arcs)
-
     # -- building -------------------------------------------------------------------------------------
     def _node(self) -> int:
         self._arcs.append([])

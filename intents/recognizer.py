@@ -126,7 +126,7 @@ class Recognizer:
         trimmed = [
             Nearest("", " ".join(heard[:-dropped]), TRAILING_WORD * dropped) for dropped in range(1, most + 1)
         ]
-        names = {"bot": lists.bots, "schedule": lists.schedules, "reminder_name": lists.reminders}
+        names = {list_name: getattr(lists, field) for list_name, field in LIVE_LISTS.items()}
         nearest = self._graph().nearest(heard, names=names, avoid=" ".join(heard))
         for guess in sorted(itertools.chain(trimmed, nearest), key=lambda g: g.cost):
             found = self.recognize(guess.text, lists=lists, context=context, now=now)

@@ -232,6 +232,7 @@ class SentenceTransformerEmbedder(_InProcessEmbedder):
 ONNX_FILES = ("onnx/model.onnx", "model.onnx")
 """Where a model folder keeps its ONNX export (the Hugging Face layout first)."""
 _HUB_FILES = ["*.json", "vocab.txt", "onnx/model.onnx", "1_Pooling/*"]
+_WEIGHT_FILES = ["*.safetensors", "pytorch_model.bin"]
 
 
 @dataclass
@@ -262,14 +263,22 @@ def _model_folder(location: str) -> Path:
     """A local folder for the model: the folder given, or its files from the Hugging Face hub (once)."""
     if Path(location).is_dir():
         return Path(location)
+    folder = _snapshot(location, _HUB_FILES)
+    if not any((folder / name).is_file() for name in ONNX_FILES):
+        folder = _snapshot(location, [*_HUB_FILES, *_WEIGHT_FILES])  # no ONNX copy: weights to export
+    return folder
+
+
+def _snapshot(location: str, patterns: list[str]) -> Path:
+    """The hub files of ``location`` matching ``patterns``: from the local cache, else downloaded."""
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(location, allow_patterns=_HUB_FILES, local_files_only=True))
+        return Path(snapshot_download(location, allow_patterns=patterns, local_files_only=True))
     except Exception:
         log.info("embedding model %s is not downloaded yet; fetching it", location)
     try:
-        return Path(snapshot_download(location, allow_patterns=_HUB_FILES))
+        return Path(snapshot_download(location, allow_patterns=patterns))
     except Exception as err:
         raise EmbeddingError(
             f"The embedding model {location!r} is neither a folder nor downloadable ({type(err).__name__}). "
@@ -366,9 +375,15 @@ def export_onnx(folder: Path, target: Path) -> None:
         Path(temporary).unlink(missing_ok=True)
 
 
+def _onnx_key(location: str) -> str:
+    """The key of an ONNX Runtime model in ``_MODELS`` (beside sentence-transformers ones of the same
+    location)."""
+    return f"onnx:{location}"
+
+
 def _load_onnx(location: str, cache_dir: Path | None) -> _OnnxModel:
     """Load (once per process) a sentence-transformers model folder for ONNX Runtime on the CPU."""
-    key = f"onnx:{location}"
+    key = _onnx_key(location)
     with _MODELS_LOCK:
         loaded = _MODELS.get(key)
         if loaded is None:
@@ -416,7 +431,7 @@ class OnnxEmbedder(_InProcessEmbedder):
         self._cache_dir = cache_dir
 
     def _key(self) -> str:
-        return f"onnx:{self._location}"
+        return _onnx_key(self._location)
 
     def _load(self) -> _OnnxModel:
         return _load_onnx(self._location, self._cache_dir)
