@@ -32,7 +32,7 @@ test: $(STAMP) ## run the whole test suite
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy assistant intents tools bus agents mcp_server voice storage connectors
+	$(BIN)/mypy settings.py assistant intents tools bus agents mcp_server voice storage embeddings connectors
 
 format: $(STAMP)
 	$(BIN)/ruff format .

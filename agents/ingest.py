@@ -16,7 +16,7 @@ from agents.documents import SUPPORTED_SUFFIXES, DocumentError, read_document
 from agents.errors import AgentError
 from agents.knowledge import KnowledgeBase
 from agents.services import Services
-from storage.embeddings import EmbeddingError
+from embeddings import EmbeddingError
 from storage.knowledge import EmbeddingMismatchError
 
 __all__ = ["MAX_FILE_BYTES", "SUPPORTED_SUFFIXES", "FileOutcome", "IngestReport", "ingest_files"]

@@ -12,7 +12,7 @@ from agents.base import Agent, CallContext
 from agents.documents import Document, chunk_document, text_document
 from agents.errors import AgentError
 from agents.services import Services
-from storage.embeddings import Embedder, EmbeddingError, embedder_from_settings
+from embeddings import Embedder, EmbeddingError, embedder_from_settings
 from storage.knowledge import ChunkDraft, EmbeddingMismatchError, EntryRecord, KnowledgeRepository, Passage
 from tools.builtin.knowledge import (
     KnowledgeAdded,

@@ -8,7 +8,7 @@ import re
 from agents.base import Agent, CallContext
 from agents.knowledge import CheckedEmbedder
 from agents.services import Services
-from storage.embeddings import EmbeddingError
+from embeddings import EmbeddingError
 from storage.knowledge import EmbeddingMismatchError
 from storage.memory import MemoryRepository
 from storage.records import MemoryRecord

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from assistant.config import Settings
 from bus import Bus
+from settings import Settings
 from storage import Database
 from storage.audit import AuditLog
 from tools import Catalog

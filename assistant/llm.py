@@ -24,12 +24,12 @@ from typing import Any
 
 from agents import Services
 from agents.knowledge import CheckedEmbedder, KnowledgeBase
-from assistant.config import Settings
 from assistant.events import Turn
 from assistant.kommandant import FallbackUnavailableError, StreamedAnswer
+from embeddings import EmbeddingError, import_litellm
 from intents import IntentMatch
 from intents.llm import RawToolCall, parse_tool_calls, tool_specs
-from storage.embeddings import EmbeddingError, import_litellm
+from settings import Settings
 from storage.knowledge import EmbeddingMismatchError, Passage
 from storage.memory import MemoryRepository
 from storage.records import MemoryRecord

@@ -6,13 +6,13 @@ from collections.abc import Iterable
 from contextlib import AsyncExitStack
 
 from agents import BUILTIN_AGENTS, AgentWorker, Services
-from assistant.config import Settings
 from assistant.kommandant import Kommandant
 from bus import Bus, create_bus
+from embeddings import embedder_from_settings
 from intents import Recognizer
+from settings import Settings
 from storage import Database, PostgresResultStore
 from storage.audit import AuditLog
-from storage.embeddings import embedder_from_settings
 from tools import builtin_catalog
 
 

@@ -14,8 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from assistant.config import Settings
 from assistant.events import Event, Failed, ReplyDone, Role, Turn
+from settings import Settings
 from voice import (
     AudioError,
     Bias,

@@ -139,8 +139,8 @@ def bench_turns(rounds: int = TURN_ROUNDS) -> dict[str, Any]:
     from pydantic import SecretStr
 
     from agents import BUILTIN_AGENTS
-    from assistant.config import Settings
     from bus.rabbit import Topology, delete_topology
+    from settings import Settings
     from storage import Database
     from storage.embedded import stop_embedded
 

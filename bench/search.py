@@ -153,9 +153,9 @@ async def search_bench(db: Database, chunks: int, queries: int) -> dict[str, Any
 async def ingest_bench(db: Database, count: int, data_dir: Path) -> dict[str, Any]:
     from agents.documents import text_document
     from agents.knowledge import KnowledgeBase
-    from assistant.config import Settings
     from assistant.runtime import Runtime
-    from storage.embeddings import embedder_from_settings
+    from embeddings import embedder_from_settings
+    from settings import Settings
 
     settings = Settings(_env_file=None, data_dir=data_dir, database_url=db.url, llm_model="")  # type: ignore[call-arg]
     embedder = embedder_from_settings(settings)

@@ -73,10 +73,10 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 async def _run(work: Path) -> dict[str, Any]:
     from agents import BUILTIN_AGENTS
-    from assistant.config import Settings
     from assistant.events import ApprovalRequired, ReplyDone, ToolFinished
     from assistant.runtime import Runtime
     from assistant.speech import VoiceTurns
+    from settings import Settings
     from storage import Database
     from storage.embedded import stop_embedded
     from tests.voice.conftest import COMMANDS, add_names, assemble_whisper

@@ -13,7 +13,7 @@ from bus.messages import DeadLetter, Event, ToolCall, ToolResult
 from bus.rabbit import RabbitBus, Topology
 
 if TYPE_CHECKING:
-    from assistant.config import Settings
+    from settings import Settings
 
 
 def create_bus(settings: Settings, result_store: ResultStore | None = None) -> Bus:

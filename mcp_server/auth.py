@@ -7,16 +7,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 
+from assistant.events import Role
 from storage.tokens import TokenRepository, hash_token
 
 if TYPE_CHECKING:
     from assistant.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: the token's user and role over HTTP, the configured local user over stdio."""
+
+    user: str
+    role: Role
 
 
 class DatabaseTokenVerifier(TokenVerifier):

@@ -18,9 +18,9 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from assistant.config import Settings
 from mcp_server.auth import DatabaseTokenVerifier
 from mcp_server.server import KommandantMCP
+from settings import Settings
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -62,10 +62,8 @@ def endpoint(
     return app, manager
 
 
-def mount(app: Starlette, settings: Settings) -> None:
+def mount(app: Starlette, settings: Settings, runtime: Callable[[], Runtime]) -> None:
     """Serve MCP at ``/mcp`` in the web server of ``kommandant up``, on the web process's runtime."""
-    from assistant.web import runtime
-
     asgi, manager = endpoint(runtime, settings)
     app.router.routes.append(Route(MCP_PATH, endpoint=asgi))
     hosted = app.router.lifespan_context

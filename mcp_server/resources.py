@@ -7,27 +7,41 @@ tool call; memory facts and knowledge entries are plain listings scoped to the c
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mcp.server.fastmcp import FastMCP
 
 from assistant.events import Failed, ToolFinished, Turn
+from mcp_server.auth import Caller
 from storage.listing import knowledge_entries, memory_facts
 
 if TYPE_CHECKING:
-    from mcp_server.server import KommandantMCP
+    from assistant.kommandant import Kommandant
+
+
+class Host(Protocol):
+    """What the resources need of the MCP server: the running Kommandant and who is calling."""
+
+    @property
+    def kommandant(self) -> Kommandant: ...
+
+    def caller(self) -> Caller: ...
+
 
 JSON = "application/json"
 
 
-def register_resources(server: KommandantMCP) -> None:
-    """Add the resources to ``server``; each reads fresh data at every ``resources/read``."""
+def register_resources(server: FastMCP[Any], host: Host) -> None:
+    """Add the resources to ``server``; each reads fresh data at every ``resources/read`` as the caller
+    that ``host`` names."""
 
     @server.resource(
         "kommandant://memory", name="memory", title="Remembered facts", mime_type=JSON,
         description="The facts Kommandant remembers about you, newest first.",
     )  # fmt: skip
     async def memory() -> str:
-        caller = server.caller()
-        sessionmaker = server.kommandant.services.database.sessionmaker
+        caller = host.caller()
+        sessionmaker = host.kommandant.services.database.sessionmaker
         facts = await memory_facts(sessionmaker, caller.user)
         return _dump({"user": caller.user, "facts": [f.model_dump(mode="json") for f in facts]})
 
@@ -36,8 +50,8 @@ def register_resources(server: KommandantMCP) -> None:
         description="The documents in the knowledge base, newest first.",
     )  # fmt: skip
     async def knowledge() -> str:
-        server.caller()  # only callers with a valid identity read it
-        entries = await knowledge_entries(server.kommandant.services.database.sessionmaker)
+        host.caller()  # only callers with a valid identity read it
+        entries = await knowledge_entries(host.kommandant.services.database.sessionmaker)
         return _dump({"entries": [e.model_dump(mode="json") for e in entries]})
 
     @server.resource(
@@ -45,17 +59,17 @@ def register_resources(server: KommandantMCP) -> None:
         description="The 50 newest entries of the tamper-evident audit trail.",
     )  # fmt: skip
     async def audit() -> str:
-        return _dump(await _read_tool(server, "audit_recent", {"limit": 50}))
+        return _dump(await _read_tool(host, "audit_recent", {"limit": 50}))
 
     @server.resource(
         "kommandant://agents", name="agents", title="Agent status", mime_type=JSON,
         description="Which agents are alive, how many replicas serve them, and their tools.",
     )  # fmt: skip
     async def agents() -> str:
-        return _dump(await _read_tool(server, "system_status", {}))
+        return _dump(await _read_tool(host, "system_status", {}))
 
 
-def register_prompts(server: KommandantMCP) -> None:
+def register_prompts(server: FastMCP[Any]) -> None:
     """Add prompts for common tasks: each tells the assistant which Kommandant tools to use."""
 
     @server.prompt(name="remember", title="Remember a fact", description="Have Kommandant remember a fact.")
@@ -96,7 +110,7 @@ def register_prompts(server: KommandantMCP) -> None:
         )
 
 
-async def _read_tool(server: KommandantMCP, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+async def _read_tool(server: Host, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """Run a read tool as the caller and return its structured result; raise with its sentence if not."""
     caller = server.caller()
     tool = server.kommandant.services.catalog.get(name)

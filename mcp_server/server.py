@@ -13,7 +13,6 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from assistant import policy
 from assistant.events import ApprovalRequired, Event, ReplyDelta, Role, ToolFinished, Turn
+from mcp_server.auth import Caller
 from mcp_server.catalog import ASK, AskInput, AskResult, mcp_tool
 from mcp_server.resources import register_prompts, register_resources
 from tools import ToolDefinition
@@ -46,14 +46,6 @@ INSTRUCTIONS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is calling: the token's user and role over HTTP, the configured local user over stdio."""
-
-    user: str
-    role: Role
-
-
 class ApprovalAnswer(BaseModel):
     """What the person answers to an elicitation for a dangerous call."""
 
@@ -71,7 +63,7 @@ class KommandantMCP(FastMCP[None]):
         self._refreshed = 0.0
         self._mcp_server.list_tools()(self.list_catalog_tools)
         self._mcp_server.call_tool(validate_input=False)(self.call_catalog_tool)
-        register_resources(self)
+        register_resources(self, self)
         register_prompts(self)
 
     # -- who and what ---------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from assistant.config import Settings
 from mcp_server.server import Caller, KommandantMCP
+from settings import Settings
 
 
 async def serve_stdio(settings: Settings) -> None:

@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import text
 
-from assistant.config import Settings
+from settings import Settings
 from storage import Database
 from storage.models import Base
 

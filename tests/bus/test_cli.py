@@ -8,7 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli_bus import app
+from assistant.cli.bus import app
 from bus import Bus, ToolCall, ToolResult
 from tests.bus.conftest import Network, eventually
 

@@ -9,8 +9,8 @@ import pytest_asyncio
 from pydantic import SecretStr
 
 from agents import BUILTIN_AGENTS
-from assistant.config import Settings
 from assistant.runtime import Runtime
+from settings import Settings
 from storage import Database
 
 

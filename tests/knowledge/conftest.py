@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from assistant.config import Settings
 from assistant.events import Event, ReplyDone, Turn
 from assistant.runtime import Runtime
+from embeddings import Embedder, embedder_from_settings
+from settings import Settings
 from storage import Database
-from storage.embeddings import Embedder, embedder_from_settings
 
 
 def knowledge_settings(database: Database, data_dir: Path, **overrides: object) -> Settings:

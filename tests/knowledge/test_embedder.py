@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from storage.embeddings import (
+from embeddings import (
     DEFAULT_MODEL,
     OnnxEmbedder,
     SentenceTransformerEmbedder,
     resolve_local_model,
 )
-from storage.embeddings import _onnx_file as onnx_file
+from embeddings.local import _onnx_file as onnx_file
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_embedding_does_not_load_pytorch(onnx_cache: Path) -> None:
     folder = Path(resolve_local_model(DEFAULT_MODEL))
     onnx_file(folder, onnx_cache)  # exported here (if not yet), where torch may load
     script = (
-        "import asyncio, sys; from pathlib import Path; from storage.embeddings import OnnxEmbedder;"
+        "import asyncio, sys; from pathlib import Path; from embeddings import OnnxEmbedder;"
         f"e = OnnxEmbedder(cache_dir=Path({str(onnx_cache)!r}));"
         "v = asyncio.run(e.embed(['hello there']));"
         "print(len(v[0]), 'torch' in sys.modules)"

@@ -15,7 +15,7 @@ from agents.ingest import ingest_files
 from agents.knowledge import KnowledgeBase
 from assistant.events import ToolFinished
 from assistant.runtime import Runtime
-from storage.embeddings import Embedder
+from embeddings import Embedder
 from storage.memory import MemoryRepository
 from tests.knowledge.conftest import turn_reply
 

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from agents.ingest import ingest_files
 from agents.knowledge import KnowledgeBase
 from assistant.runtime import Runtime
+from embeddings import Embedder
 from storage import Database
-from storage.embeddings import Embedder
 from storage.models import Base
 from tests.knowledge.conftest import knowledge_settings
 from tests.knowledge.corpus import TARGETS, distractors

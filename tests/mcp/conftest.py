@@ -28,8 +28,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.context import RequestContext
 
-from assistant.config import Settings
 from assistant.runtime import Runtime
+from settings import Settings
 from storage import Database
 from storage.tokens import TokenRepository
 

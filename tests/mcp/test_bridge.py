@@ -18,10 +18,10 @@ from pydantic import SecretStr
 
 from agents import BUILTIN_AGENTS
 from agents.mcp_bridge import attach, load_bridged_tools
-from assistant.config import Settings
 from assistant.runtime import Runtime
 from bus.rabbit import Topology, delete_topology
 from mcp_server import Caller, KommandantMCP
+from settings import Settings
 from storage import Database
 from storage.audit import AuditLog
 from tests.mcp.conftest import Held

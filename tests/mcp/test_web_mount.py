@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest_asyncio
 
-from assistant.config import Settings
+from settings import Settings
 from storage import Database
 from tests.mcp.conftest import SessionHost, free_port, http_opener, make_token, serving
 from tests.mcp.test_http_auth import post
@@ -17,7 +17,7 @@ from tests.mcp.test_http_auth import post
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def web_mcp(database: Database, tmp_path_factory: object) -> AsyncIterator[str]:
-    from assistant.web import create_app
+    from assistant.web.server import create_app
 
     port = free_port()
     data_dir = Path(str(tmp_path_factory.mktemp("web")))  # type: ignore[attr-defined]

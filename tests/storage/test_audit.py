@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from assistant.cli_audit import app
+from assistant.cli.audit import app
 from storage import AuditEntry, AuditIntegrityError, AuditLog, Database, redact_secrets
 from storage.audit import GENESIS_HASH, REDACTED, entry_hash, to_json_value
 

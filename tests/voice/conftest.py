@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from assistant.config import Settings
+from settings import Settings
 from assistant.runtime import Runtime
 from storage import Database
 

@@ -22,7 +22,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import text
 
-from assistant.config import Settings
+from settings import Settings
 from storage import Database
 
 T = TypeVar("T")
@@ -72,7 +72,7 @@ def web_server(web_database_url: str, tmp_path_factory: pytest.TempPathFactory) 
     """Start the web app with every agent in-process (the embedded default's shape) and wait for it."""
     import uvicorn
 
-    from assistant.web import create_app
+    from assistant.web.server import create_app
 
     port = _free_port()
     settings = Settings(

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner, Result
 
-from assistant.auth import LOCAL_USER, SECRET_ENV, SECRET_FILE, WebAuth, ensure_auth_secret
-from assistant.cli import app
-from assistant.config import Settings
+from assistant.cli.main import app
+from assistant.web.auth import LOCAL_USER, SECRET_ENV, SECRET_FILE, WebAuth, ensure_auth_secret
+from settings import Settings
 from storage import Database
 from storage.errors import ConflictError, NotFoundError
 from storage.models import AuditRow, ChainlitThread, ChainlitUser

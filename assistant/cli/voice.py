@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, cast
 import typer
 from rich.markup import escape
 
-from assistant.console import console, err_console, fail, load_settings, run
+from assistant.cli.console import console, err_console, fail, load_settings, run
 
 Engine = Literal["whisper", "vosk", "vosk+whisper"]
 CHUNK_SECONDS = 0.1
@@ -133,7 +133,7 @@ def listen(
     recorder = _recorder()
 
     async def go() -> None:
-        from assistant.cli_turns import _print_event
+        from assistant.cli.turns import _print_event
         from assistant.events import ReplyDone
         from assistant.runtime import Runtime
         from assistant.speech import Heard, VoiceTurns

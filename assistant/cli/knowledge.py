@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from assistant.console import console, fail, load_settings, run
+from assistant.cli.console import console, fail, load_settings, run
 
 
 def _expand(paths: list[Path]) -> list[tuple[str, Path]]:
@@ -80,8 +80,8 @@ def reembed(
         from rich.progress import Progress
 
         from agents.knowledge import reembed as reembed_all
+        from embeddings import embedder_from_settings
         from storage import Database
-        from storage.embeddings import embedder_from_settings
         from storage.knowledge import KnowledgeRepository
 
         embedder = embedder_from_settings(settings)

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from assistant.config import Settings
-from assistant.console import console, load_settings, run
+from assistant.cli.console import console, load_settings, run
+from settings import Settings
 
 if TYPE_CHECKING:
     from storage.audit import AuditEntry, VerifyReport

@@ -16,19 +16,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.config import Settings
+from settings import Settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from assistant.auth import WebAuth
-    from assistant.chat_history import KommandantDataLayer
     from assistant.kommandant import Kommandant
     from assistant.runtime import Runtime
+    from assistant.web.auth import WebAuth
+    from assistant.web.history import KommandantDataLayer
 
 log = logging.getLogger(__name__)
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHAT_PATH = "/chat"
 SOCKET_MAX_BYTES = 8 * 1024 * 1024
 """Largest Socket.IO message; above Engine.IO's 1 MB default so an over-long chat message reaches the
@@ -67,7 +67,7 @@ def chat_history() -> KommandantDataLayer:
     """
     global _history
     if _history is None:
-        from assistant.chat_history import KommandantDataLayer
+        from assistant.web.history import KommandantDataLayer
 
         _history = KommandantDataLayer()
     return _history
@@ -79,8 +79,8 @@ def create_app(settings: Settings) -> FastAPI:
     from fastapi import FastAPI
     from fastapi.responses import RedirectResponse
 
-    from assistant.auth import WebAuth, ensure_auth_secret
     from assistant.runtime import Runtime
+    from assistant.web.auth import WebAuth, ensure_auth_secret
     from storage.web_accounts import WebAccountRepository
 
     ensure_auth_secret(settings)
@@ -127,14 +127,14 @@ def create_app(settings: Settings) -> FastAPI:
     # --- MCP over streamable HTTP at /mcp (issue 8; bearer tokens, runs on this process's runtime) ---
     from mcp_server.http import mount as mount_mcp
 
-    mount_mcp(app, settings)
+    mount_mcp(app, settings, runtime)
     # --- end MCP ---
 
     from chainlit.server import sio
     from chainlit.utils import mount_chainlit
 
     sio.eio.max_http_buffer_size = SOCKET_MAX_BYTES
-    mount_chainlit(app, target=str(PROJECT_ROOT / "assistant" / "app.py"), path=CHAT_PATH)
+    mount_chainlit(app, target=str(Path(__file__).with_name("app.py")), path=CHAT_PATH)
     app.add_middleware(OfflinePageMiddleware)
     return app
 

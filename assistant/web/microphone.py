@@ -11,49 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from typing import Any
 
 import chainlit as cl
 
-from assistant.render_chainlit import SPEAK_KEY, render_turn, session_identity
-from assistant.speech import VoiceTurns
-from assistant.web import runtime
-from voice import Listener, VoiceError, create_synthesizer, normalize_transcript, resample, speak_sentences
-from voice.audio import to_pcm16
+from assistant.web.render import SPEAK_KEY, render_turn, session_identity
+from assistant.web.server import runtime
+from assistant.web.speak import LIVE_KEY, sample_rate, speak_reply, voice_turns
+from voice import Listener, VoiceError, normalize_transcript
 
 log = logging.getLogger(__name__)
 
 LISTENER_KEY = "voice_listener"
 PARTIAL_KEY = "voice_partial"
 LOCK_KEY = "voice_lock"
-LIVE_KEY = "voice_live"
-DEFAULT_RATE = 24_000
-OUTPUT_CHUNK_SECONDS = 0.5
 
-_voices: dict[int, VoiceTurns] = {}
 _turns: set[asyncio.Task[None]] = set()
 """Utterances being answered while the microphone keeps listening (held so they are not collected)."""
 
 
-def voice_turns() -> VoiceTurns:
-    """The process's speech front door over the web runtime (models are shared by every session)."""
-    rt = runtime()
-    voice = _voices.get(id(rt))
-    if voice is None:
-        _voices.clear()
-        voice = _voices[id(rt)] = VoiceTurns(rt.settings, rt.kommandant)
-    return voice
-
-
-def _rate() -> int:
-    from chainlit.config import config
-
-    return int(getattr(config.features.audio, "sample_rate", DEFAULT_RATE) or DEFAULT_RATE)
-
-
 async def _new_listener() -> Listener:
-    listener = await voice_turns().listener(rate=_rate(), user=session_identity().user)
+    listener = await voice_turns().listener(rate=sample_rate(), user=session_identity().user)
     cl.user_session.set(LISTENER_KEY, listener)
     cl.user_session.set(PARTIAL_KEY, None)
     return listener
@@ -150,34 +127,3 @@ async def _run_utterance(listener: Listener) -> None:
     reply = await render_turn(runtime(), text, speech_confidence=transcript.confidence)
     if reply and cl.user_session.get(SPEAK_KEY):
         await speak_reply(reply)
-
-
-async def speak_reply(text: str) -> None:
-    """Speak ``text`` in the browser, sentence by sentence (the first plays while the rest is made).
-
-    With the microphone on, audio streams over Chainlit's audio channel at its sample rate; otherwise
-    each sentence arrives as an auto-playing audio element.
-    """
-    voice = voice_turns()
-    try:
-        synthesizer = await asyncio.to_thread(create_synthesizer, voice.config)
-    except VoiceError as err:
-        log.warning("no voice to speak with: %s", err)
-        return
-    if synthesizer is None:
-        return
-    live = bool(cl.user_session.get(LIVE_KEY))
-    track = str(uuid.uuid4())
-    rate = _rate()
-    async for speech in speak_sentences(synthesizer, text):
-        if live:
-            pcm = to_pcm16(resample(speech.samples, speech.rate, rate))
-            step = int(rate * OUTPUT_CHUNK_SECONDS) * 2
-            for start in range(0, len(pcm), step):
-                chunk: Any = {"track": track, "mimeType": "pcm16", "data": pcm[start : start + step]}
-                await cl.context.emitter.send_audio_chunk(chunk)
-        else:
-            from voice import wav_bytes
-
-            audio = cl.Audio(content=wav_bytes(speech.samples, speech.rate), mime="audio/wav", auto_play=True)
-            await cl.Message(content="", elements=[audio]).send()

@@ -6,8 +6,14 @@ from typing import Annotated
 
 import typer
 
-from assistant import cli_audit, cli_bus, cli_knowledge, cli_mcp, cli_turns, cli_voice, cli_web
-from assistant.console import console, fail, load_settings, run
+from assistant.cli import audit as cli_audit
+from assistant.cli import bus as cli_bus
+from assistant.cli import knowledge as cli_knowledge
+from assistant.cli import mcp as cli_mcp
+from assistant.cli import turns as cli_turns
+from assistant.cli import voice as cli_voice
+from assistant.cli import web as cli_web
+from assistant.cli.console import console, fail, load_settings, run
 
 app = typer.Typer(
     name="kommandant",
@@ -43,7 +49,7 @@ def up(
         settings.host = host
     if port:
         settings.port = port
-    from assistant.web import serve
+    from assistant.web.server import serve
 
     serve(settings)
 
@@ -108,7 +114,7 @@ def doctor() -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from assistant.doctor import run_checks
+    from assistant.cli.doctor import run_checks
 
     checks = run(run_checks(settings))
     colors = {"ok": "green", "warn": "yellow", "fail": "red", "off": "dim"}
@@ -134,7 +140,3 @@ def main() -> None:
 
 
 __all__ = ["app", "fail", "main"]
-
-
-if __name__ == "__main__":
-    main()

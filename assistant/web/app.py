@@ -1,7 +1,7 @@
 """The Chainlit web chat. Every message goes through ``Kommandant.handle``; this module only wires hooks.
 
-Chainlit loads this file by path, so it reaches the running services through ``assistant.web``. Login:
-``assistant.auth``; thread history: ``assistant.chat_history``; rendering: ``assistant.render_chainlit``.
+Chainlit loads this file by path, so it reaches the running services through ``assistant.web.server``. Login:
+``assistant.web.auth``; thread history: ``assistant.web.history``; rendering: ``assistant.web.render``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from chainlit.oauth_providers import get_configured_oauth_providers
 from chainlit.types import ThreadDict
 
 from assistant import policy
-from assistant.auth import LOCAL_USER, Identity
 from assistant.events import ReplyDelta, ToolFinished, Turn
-from assistant.render_chainlit import (
+from assistant.web.auth import LOCAL_USER, Identity
+from assistant.web.render import (
     APPROVE_ACTION,
     IDENTITY_KEY,
     LLM_KEY,
@@ -29,8 +29,8 @@ from assistant.render_chainlit import (
     session_identity,
     show_pending_approvals,
 )
-from assistant.web import chat_history, kommandant, runtime, web_auth
-from assistant.web_uploads import ingest_uploads, uploaded_files
+from assistant.web.server import chat_history, kommandant, runtime, web_auth
+from assistant.web.uploads import ingest_uploads, uploaded_files
 
 LLM_OFF = "off (templates only)"
 STATUS_COMMAND = "Status"
@@ -265,4 +265,4 @@ async def on_decide(action: cl.Action) -> None:
     await cl.Message(content=done.text).send()
 
 
-from assistant import voice_chat  # noqa: E402,F401  (registers the audio hooks)
+from assistant.web import microphone  # noqa: E402,F401  (registers the audio hooks)

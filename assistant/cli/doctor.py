@@ -6,7 +6,7 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Literal
 
-from assistant.config import Settings
+from settings import Settings
 
 Status = Literal["ok", "warn", "fail", "off"]
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from assistant.console import console, fail, load_settings, run
+from assistant.cli.console import console, fail, load_settings, run
 
 if TYPE_CHECKING:
     from storage.web_accounts import WebAccountRepository

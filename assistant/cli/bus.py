@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from assistant.config import Settings
-from assistant.console import console, fail, load_settings, run
+from assistant.cli.console import console, fail, load_settings, run
+from settings import Settings
 
 if TYPE_CHECKING:
     from bus import DeadLetter, RabbitBus

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.config import Settings
 from assistant.events import Role
+from settings import Settings
 from storage.web_accounts import WebAccountRecord, WebAccountRepository
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from assistant.config import Settings
-from assistant.console import console, err_console, fail, load_settings, run
+from assistant.cli.console import console, err_console, fail, load_settings, run
 from assistant.events import (
     ApprovalRequired,
     ApprovalResolved,
@@ -25,6 +24,7 @@ from assistant.events import (
     ToolStarted,
     Turn,
 )
+from settings import Settings
 
 
 def parse(

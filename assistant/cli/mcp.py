@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 import typer
 from rich.markup import escape
 
-from assistant.console import console, err_console, fail, load_settings, run
+from assistant.cli.console import console, err_console, fail, load_settings, run
 
 tokens_app = typer.Typer(help="Bearer tokens of the MCP HTTP endpoint.", no_args_is_help=True)
 

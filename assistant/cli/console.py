@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from assistant.config import Settings
+    from settings import Settings
 
 T = TypeVar("T")
 
@@ -43,7 +43,7 @@ def load_settings() -> Settings:
     """Build the settings at a command's entry point; an invalid value becomes one sentence, exit 2."""
     from pydantic import ValidationError
 
-    from assistant.config import Settings
+    from settings import Settings
 
     try:
         settings = Settings()

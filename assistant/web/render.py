@@ -1,6 +1,6 @@
 """Render one turn's events in Chainlit: tool calls as steps, approvals as buttons, the reply streamed.
 
-``render_turn`` is the one place a web turn is run; the voice chat (``assistant/voice_chat.py``) calls
+``render_turn`` is the one place a web turn is run; the voice chat (``assistant/web/microphone.py``) calls
 it with a transcript. The signed-in person comes from ``cl.user_session`` (``"identity"``, set by
 ``app.py`` at chat start), so every caller gets the same user, role and policy.
 """
@@ -17,7 +17,6 @@ from typing import Any
 
 import chainlit as cl
 
-from assistant.auth import LOCAL_USER, Identity
 from assistant.events import (
     ApprovalRequired,
     ApprovalResolved,
@@ -29,6 +28,7 @@ from assistant.events import (
     ToolStarted,
     Turn,
 )
+from assistant.web.auth import LOCAL_USER, Identity
 from storage.records import ApprovalRecord
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ async def show_pending_approvals(approvals: list[ApprovalRecord]) -> int:
 
 async def _speak(text: str) -> None:
     try:
-        from assistant.voice_chat import speak_reply  # type: ignore[attr-defined,unused-ignore]
+        from assistant.web.speak import speak_reply
     except ImportError:
         return
     try:
