@@ -26,7 +26,8 @@ install: $(STAMP) ## create .venv and install Kommandant with its test tools
 up: $(STAMP) ## start the web chat on the embedded default (Ctrl-C stops it)
 	$(BIN)/kommandant up --host $(HOST) --port $(PORT)
 
-test: $(STAMP) ## run the whole test suite
+test: $(STAMP) ## install what pip cannot (espeak-ng, sox, chromium, MCP Inspector), run the whole test suite
+	@bash scripts/test-setup.sh
 	$(BIN)/pytest -q
 
 lint: $(STAMP)

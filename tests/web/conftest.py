@@ -24,6 +24,7 @@ from sqlalchemy import text
 
 from settings import Settings
 from storage import Database
+from tests.web.chromium import require_chromium
 
 T = TypeVar("T")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
@@ -46,6 +47,14 @@ class WebServer:
 
         async with Database(self.database_url, migrate=False) as db:
             await WebAccountRepository(db.sessionmaker).add(username, password, role)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _chromium_present(request: pytest.FixtureRequest) -> None:
+    """A test module that imports ``CHROMIUM`` launches it: without it the module skips (fails under
+    CI=true) with the package to install, before its own fixtures start."""
+    if hasattr(request.module, "CHROMIUM"):
+        require_chromium()
 
 
 def _free_port() -> int:

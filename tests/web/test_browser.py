@@ -17,8 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import require_service
-from tests.web.chromium import CHROMIUM, CHROMIUM_ARGS, FIRST_TOKEN_PROBE
+from tests.web.chromium import CHROMIUM, CHROMIUM_ARGS, FIRST_TOKEN_PROBE, require_chromium
 from tests.web.conftest import ARTIFACTS, WebServer, run_async
 
 REPLY = '[data-step-type="assistant_message"]'
@@ -31,8 +30,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        require_service("Chromium", f"no browser at {CHROMIUM} (apt-get install chromium)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
