@@ -1,41 +1,26 @@
 """Speech models: found by settings, loaded once per process and shared, with clear messages when absent.
 
 Loading is slow (hundreds of ms to seconds) and models are large, so each distinct model is loaded at
-most once per process, behind a lock, and shared by every session and thread.
+most once per process into the process's model cache (``embeddings.cache.MODELS``, one lock per model),
+and shared by every session and thread.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
+from embeddings.cache import MODELS
 from voice.config import VoiceConfig
 from voice.errors import ModelNotFoundError
 
-__all__ = ["clear_cache", "piper_voice", "piper_voice_path", "vosk_model", "whisper_model", "whisper_source"]
+__all__ = ["piper_voice", "piper_voice_path", "vosk_model", "whisper_model", "whisper_source"]
 
 log = logging.getLogger(__name__)
 
-_lock = threading.Lock()
-_cache: dict[tuple[Any, ...], Any] = {}
-
 WHISPER_FILES = ("model.bin", "config.json", "tokenizer.json")
-
-
-def _cached(key: tuple[Any, ...], load: Any) -> Any:
-    with _lock:
-        if key not in _cache:
-            _cache[key] = load()
-        return _cache[key]
-
-
-def clear_cache() -> None:
-    """Drop every loaded model (tests and benchmarks measuring a cold start)."""
-    with _lock:
-        _cache.clear()
 
 
 def threads(config: VoiceConfig) -> int:
@@ -104,7 +89,7 @@ def whisper_model(config: VoiceConfig) -> Any:
         log.info("loading Whisper model %s on %s (%s)", source, device, compute)
         return WhisperModel(source, device=device, compute_type=compute, cpu_threads=threads(config))
 
-    return _cached(key, load)
+    return MODELS.get(key, load)
 
 
 def vosk_model(config: VoiceConfig) -> Any:
@@ -131,7 +116,7 @@ def vosk_model(config: VoiceConfig) -> Any:
                 "KOMMANDANT_VOSK_MODEL", f"The folder {path} (KOMMANDANT_VOSK_MODEL) is not a Vosk model."
             ) from err
 
-    return _cached(("vosk", str(path)), load)
+    return MODELS.get(("vosk", str(path)), load)
 
 
 def piper_voice_path(config: VoiceConfig) -> Path | None:
@@ -166,7 +151,7 @@ def piper_voice(path: Path) -> Any:
 
         return PiperVoice.load(path)
 
-    return _cached(("piper", str(path.resolve())), load)
+    return MODELS.get(("piper", str(path.resolve())), load)
 
 
 USUAL_WHISPER = "base.en"

@@ -15,7 +15,7 @@ from embeddings import (
     SentenceTransformerEmbedder,
     resolve_local_model,
 )
-from embeddings.local import _onnx_file as onnx_file
+from embeddings.onnx import onnx_file
 
 
 @pytest.fixture(scope="module")
