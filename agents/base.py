@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from tools import ToolDefinition, builtin_catalog
+
 if TYPE_CHECKING:
     from agents.services import Services
 
@@ -25,7 +27,8 @@ class CallContext:
 
 
 class Agent:
-    """Subclasses set ``name`` and ``description`` and call ``self.register`` for each tool they serve."""
+    """Subclasses set ``name`` and ``description`` and call ``self.register`` with the definition of each
+    tool they serve (``self.register(memory.REMEMBER, self.remember)``)."""
 
     name: str = ""
     description: str = ""
@@ -34,14 +37,22 @@ class Agent:
         self.services = services
         self._handlers: dict[str, ToolHandler] = {}
 
-    def register(self, tool: str, handler: ToolHandler) -> None:
-        """Serve ``tool`` with ``handler``; the tool must be in the catalog and owned by this agent."""
-        definition = self.services.catalog.get(tool)
+    def register(self, tool: ToolDefinition | str, handler: ToolHandler) -> None:
+        """Serve ``tool`` (its definition; a name only where it comes from data) with ``handler``; the tool
+        must be in the catalog and owned by this agent."""
+        name = tool if isinstance(tool, str) else tool.name
+        definition = self.services.catalog.get(name)
         if definition.agent != self.name:
-            raise ValueError(f"tool {tool} belongs to agent {definition.agent}, not {self.name}")
-        if tool in self._handlers:
-            raise ValueError(f"agent {self.name} registers {tool} twice")
-        self._handlers[tool] = handler
+            raise ValueError(f"tool {name} belongs to agent {definition.agent}, not {self.name}")
+        if name in self._handlers:
+            raise ValueError(f"agent {self.name} registers {name} twice")
+        self._handlers[name] = handler
+
+    @classmethod
+    def embeds_text(cls) -> bool:
+        """Whether a built-in tool of this agent turns text into vectors, so a worker serving it loads the
+        embedding model at start."""
+        return builtin_catalog().embeds_text([cls.name])
 
     @property
     def handlers(self) -> dict[str, ToolHandler]:

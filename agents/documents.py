@@ -6,10 +6,12 @@ Word). Chunks never straddle two sections or pages, so a passage's metadata is a
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from agents.errors import AgentError
 
@@ -23,6 +25,7 @@ __all__ = [
     "DocumentError",
     "chunk_document",
     "read_document",
+    "read_document_bytes",
     "text_document",
 ]
 
@@ -139,7 +142,7 @@ def _html(raw: bytes, name: str) -> Document:
     return Document(title=title or Path(name).stem, mime_type="text/html", blocks=blocks)
 
 
-def _pdf(path: Path, name: str) -> Document:
+def _pdf(path: Path | BinaryIO, name: str) -> Document:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
@@ -159,14 +162,14 @@ def _pdf(path: Path, name: str) -> Document:
     return Document(title=str(meta_title or Path(name).stem), mime_type="application/pdf", blocks=blocks)
 
 
-def _docx(path: Path, name: str) -> Document:
+def _docx(path: Path | BinaryIO, name: str) -> Document:
     import zipfile
 
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
     try:
-        document = docx.Document(str(path))
+        document = docx.Document(str(path) if isinstance(path, Path) else path)
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
         raise DocumentError(f"{name}: the Word file is damaged or not a .docx ({err})") from err
     section: str | None = None
@@ -200,20 +203,35 @@ _BYTE_READERS: dict[str, Callable[[bytes, str], Document]] = {
     ".html": _html,
     ".htm": _html,
 }
-_PATH_READERS: dict[str, Callable[[Path, str], Document]] = {".pdf": _pdf, ".docx": _docx}
+_FILE_READERS: dict[str, Callable[[Path | BinaryIO, str], Document]] = {".pdf": _pdf, ".docx": _docx}
 
 
 def read_document(path: Path, name: str | None = None) -> Document:
     """Parse a file by its suffix (of ``name``, the upload's name, when given). Raises ``DocumentError``."""
     name = name or path.name
     suffix = Path(name).suffix.lower()
-    if suffix in _PATH_READERS:
-        document = _PATH_READERS[suffix](path, name)
-    elif suffix in _BYTE_READERS:
-        document = _BYTE_READERS[suffix](path.read_bytes(), name)
-    else:
+    if suffix in _FILE_READERS:
+        return _checked(_FILE_READERS[suffix](path, name), name)
+    _supported(suffix, name)
+    return _checked(_BYTE_READERS[suffix](path.read_bytes(), name), name)
+
+
+def read_document_bytes(raw: bytes, name: str) -> Document:
+    """Parse a file's content (an upload) by the suffix of ``name``. Raises ``DocumentError``."""
+    suffix = Path(name).suffix.lower()
+    if suffix in _FILE_READERS:
+        return _checked(_FILE_READERS[suffix](io.BytesIO(raw), name), name)
+    _supported(suffix, name)
+    return _checked(_BYTE_READERS[suffix](raw, name), name)
+
+
+def _supported(suffix: str, name: str) -> None:
+    if suffix not in _BYTE_READERS:
         kinds = "txt, md, pdf, docx or html"
         raise DocumentError(f"{name}: unsupported file type {suffix or '(none)'} (use {kinds})")
+
+
+def _checked(document: Document, name: str) -> Document:
     if not any(block.text.strip() for block in document.blocks):
         raise DocumentError(f"{name}: no text found in it (a scanned PDF needs OCR first)")
     return document

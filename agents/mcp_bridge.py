@@ -118,7 +118,7 @@ class BridgeAgent(Agent):
         self.session = session
         self.remote = {tool.definition.name: tool for tool in tools}
         for tool in tools:
-            self.register(tool.definition.name, self._forwarded)
+            self.register(tool.definition, self._forwarded)
 
     async def _forwarded(self, args: Any, ctx: Any) -> Any:  # pragma: no cover - BridgeWorker forwards
         raise NotImplementedError("bridge calls are forwarded by BridgeWorker.dispatch")

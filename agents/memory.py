@@ -10,12 +10,16 @@ from agents.knowledge import CheckedEmbedder
 from agents.services import Services
 from embeddings import EmbeddingError
 from storage.knowledge import EmbeddingMismatchError
+from storage.listing import memory_facts
 from storage.memory import MemoryRepository
 from storage.records import MemoryRecord
+from tools.builtin import memory
 from tools.builtin.memory import (
     ForgetInput,
     ForgetResult,
     MemoryFact,
+    MemoryList,
+    MemoryListInput,
     RecalledFact,
     RecallInput,
     RecallResult,
@@ -74,16 +78,17 @@ MAX_SCORE = 4.0
 
 
 class MemoryAgent(Agent):
-    name = "memory"
+    name = memory.AGENT
     description = "Remembers facts people tell it and recalls them."
 
     def __init__(self, services: Services) -> None:
         super().__init__(services)
         self.memories = MemoryRepository(services.database.sessionmaker)
         self.embedder = CheckedEmbedder(services)
-        self.register("memory_remember", self.remember)
-        self.register("memory_recall", self.recall)
-        self.register("memory_forget", self.forget)
+        self.register(memory.REMEMBER, self.remember)
+        self.register(memory.RECALL, self.recall)
+        self.register(memory.FORGET, self.forget)
+        self.register(memory.LIST, self.remembered_facts)
 
     async def _vector(self, text: str) -> list[float] | None:
         """The text's embedding, or None when the model is unavailable: the fact is still kept, and
@@ -138,3 +143,13 @@ class MemoryAgent(Agent):
             user_id=ctx.user, query=args.query, subject=subject_of_query(args.query)
         )
         return ForgetResult(forgotten=[_fact(r) for r in gone])
+
+    async def remembered_facts(self, args: MemoryListInput, ctx: CallContext) -> MemoryList:
+        """The caller's own current facts: the call's user decides whose, never an argument."""
+        facts = await memory_facts(self.services.database.sessionmaker, ctx.user, limit=args.limit)
+        return MemoryList(
+            facts=[
+                MemoryFact(id=str(f.id), fact=f.content, subject=f.subject, created_at=f.created_at)
+                for f in facts
+            ]
+        )

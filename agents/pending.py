@@ -7,6 +7,7 @@ from typing import Any
 from agents.base import Agent, CallContext
 from agents.errors import NotAvailableError
 from agents.services import Services
+from tools.builtin import bots, schedules
 
 
 class PendingAgent(Agent):
@@ -17,19 +18,19 @@ class PendingAgent(Agent):
     def __init__(self, services: Services) -> None:
         super().__init__(services)
         for tool in services.catalog.by_agent(self.name):
-            self.register(tool.name, self._not_yet)
+            self.register(tool, self._not_yet)
 
     async def _not_yet(self, args: Any, ctx: CallContext) -> Any:
         raise NotAvailableError(f"{self.what} are not available in this version of Kommandant yet.")
 
 
 class BotsAgent(PendingAgent):
-    name = "bots"
+    name = bots.AGENT
     description = "Runs registered bots as supervised processes."
     what = "Bots"
 
 
 class SchedulerAgent(PendingAgent):
-    name = "scheduler"
+    name = schedules.AGENT
     description = "Runs commands on a schedule."
     what = "Schedules"

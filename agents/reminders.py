@@ -11,6 +11,7 @@ from agents.base import Agent, CallContext
 from agents.services import Services
 from storage.records import ReminderRecord
 from storage.reminders import ReminderRepository
+from tools.builtin import reminders
 from tools.builtin.reminders import (
     ReminderCancelInput,
     ReminderCancelled,
@@ -37,7 +38,7 @@ def _info(record: ReminderRecord) -> ReminderInfo:
 
 
 class RemindersAgent(Agent):
-    name = "reminders"
+    name = reminders.AGENT
     description = "Keeps reminders and tells people when they are due."
 
     def __init__(self, services: Services) -> None:
@@ -45,9 +46,9 @@ class RemindersAgent(Agent):
         self.reminders = ReminderRepository(services.database.sessionmaker)
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
-        self.register("reminders_create", self.create)
-        self.register("reminders_list", self.list_pending)
-        self.register("reminders_cancel", self.cancel)
+        self.register(reminders.CREATE, self.create)
+        self.register(reminders.LIST, self.list_pending)
+        self.register(reminders.CANCEL, self.cancel)
 
     async def create(self, args: ReminderCreateInput, ctx: CallContext) -> ReminderCreated:
         record = await self.reminders.create(
@@ -90,7 +91,7 @@ class RemindersAgent(Agent):
                 actor=self.name,
                 channel=record.channel,
                 thread_id=record.thread_id,
-                tool="reminders_create",
+                tool=reminders.CREATE.name,
                 data={"reminder": str(record.id)},
             )
         return fired

@@ -1,4 +1,5 @@
-"""The system agent: agent status from heartbeats, the recent audit trail, approvals."""
+"""The system agent: agent status from heartbeats, the recent audit trail, approvals, and listings a
+front door shows (the caller's remembered facts)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from agents.services import Services
 from storage.approvals import ApprovalRepository
 from storage.records import AgentRecord, ApprovalRecord
 from storage.registry import AgentRegistry
+from tools.builtin import approvals as approval_tools
+from tools.builtin import system as system_tools
 from tools.builtin.approvals import (
     ApprovalDecision,
     ApprovalInfo,
@@ -54,17 +57,17 @@ def agent_status(record: AgentRecord, *, fresh_within: timedelta) -> AgentStatus
 
 
 class SystemAgent(Agent):
-    name = "system"
+    name = system_tools.AGENT
     description = "Reports on agents and the audit trail, and keeps approvals."
 
     def __init__(self, services: Services) -> None:
         super().__init__(services)
         self.registry = AgentRegistry(services.database.sessionmaker)
         self.approvals = ApprovalRepository(services.database.sessionmaker)
-        self.register("system_status", self.status)
-        self.register("audit_recent", self.audit_recent)
-        self.register("approvals_list", self.approvals_list)
-        self.register("approvals_decide", self.approvals_decide)
+        self.register(system_tools.STATUS, self.status)
+        self.register(system_tools.AUDIT_RECENT, self.recent_audit)
+        self.register(approval_tools.LIST, self.pending_approvals)
+        self.register(approval_tools.DECIDE, self.decide_approval)
 
     async def status(self, args: SystemStatusInput, ctx: CallContext) -> SystemStatus:
         window = timedelta(seconds=3 * self.services.settings.heartbeat_interval)
@@ -72,7 +75,7 @@ class SystemAgent(Agent):
             agents=[agent_status(a, fresh_within=window) for a in await self.registry.agents()]
         )
 
-    async def audit_recent(self, args: AuditRecentInput, ctx: CallContext) -> AuditLog:
+    async def recent_audit(self, args: AuditRecentInput, ctx: CallContext) -> AuditLog:
         entries = await self.services.audit.tail(args.limit)
         rows = [
             AuditRow(
@@ -86,10 +89,10 @@ class SystemAgent(Agent):
         ]
         return AuditLog(rows=rows)
 
-    async def approvals_list(self, args: ApprovalsListInput, ctx: CallContext) -> ApprovalList:
+    async def pending_approvals(self, args: ApprovalsListInput, ctx: CallContext) -> ApprovalList:
         return ApprovalList(approvals=[approval_info(r) for r in await self.approvals.pending()])
 
-    async def approvals_decide(self, args: ApprovalsDecideInput, ctx: CallContext) -> ApprovalDecision:
+    async def decide_approval(self, args: ApprovalsDecideInput, ctx: CallContext) -> ApprovalDecision:
         found = await self.approvals.find(args.id)
         record = await self.approvals.decide(
             found.id, approve=args.approve, decided_by=ctx.user, reason=args.reason

@@ -5,20 +5,27 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from voice import Transcript
 
 Role = Literal["admin", "operator", "viewer"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Turn:
-    """One utterance from a person through a front door."""
+    """One utterance from a person through a front door.
+
+    ``user``, ``channel`` and ``role`` have no defaults: a front door that forgets who is asking, or with
+    which rights, is a type error, never an admin.
+    """
 
     text: str
-    user: str = "local"
-    channel: str = "cli"
+    user: str
+    channel: str
+    role: Role
     thread: str | None = None
-    role: Role = "admin"
     speech_confidence: float | None = None
     """Spoken turns: the recogniser's confidence in the transcript (0..1); None for typed text."""
     llm_model: str | None = None
@@ -49,7 +56,8 @@ class IntentRecognized(_Event):
 
 @dataclass(frozen=True, slots=True)
 class ApprovalRequired(_Event):
-    """A dangerous tool waits for a person's decision (buttons, ``approvals_decide``, another channel)."""
+    """A dangerous tool waits for a person's decision (buttons, the tool that decides approvals, another
+    channel)."""
 
     approval_id: str
     tool: str
@@ -106,6 +114,17 @@ class Failed(_Event):
     """Something went wrong; ``message`` is a sentence for the person (the log has the details)."""
 
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """A spoken turn's first event: the transcript, and the text the turn runs (normalised)."""
+
+    transcript: Transcript
+    text: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": "Heard", "text": self.text, "transcript": self.transcript.to_json()}
 
 
 Event = (

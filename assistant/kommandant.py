@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -14,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agents import APPROVALS_DECIDED, Services
 from assistant import policy
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 MAX_TURN_CHARS = 10_000
 """Longest utterance accepted; longer input gets a clear reply instead of being parsed."""
 MAX_CONTEXTS = 10_000
+TURN_CRASHED = "Sorry — something went wrong on my side. Please try again."
+"""The reply when a step raised: never meant to be seen (each failure has its own sentence)."""
+CONNECTION_LOST = "I lost the connection to the database while doing that; please say it again."
 CONFIRM_TTL = 120.0
 """Seconds a spoken command waiting for "yes" stays open."""
 _YES = frozenset({"yes", "yeah", "yep", "yup", "correct", "right", "sure", "ok", "okay", "do it", "go ahead",
@@ -51,8 +55,12 @@ _YES = frozenset({"yes", "yeah", "yep", "yup", "correct", "right", "sure", "ok",
 _NO = frozenset(
     {"no", "nope", "nah", "cancel", "wrong", "no thanks", "don't", "do not", "never mind", "stop"}
 )
-PRIVATE_ARGUMENTS = {"knowledge_search": frozenset({"query"}), "memory_recall": frozenset({"query"})}
-"""Arguments written to the audit trail as a hash only (search queries are private)."""
+
+
+async def live_lists(sessionmaker: async_sessionmaker[AsyncSession], user: str) -> LiveLists:
+    """The names a turn of ``user`` can say (bots, schedules, their pending reminders), for matching."""
+    names = await live_names(sessionmaker, user)
+    return LiveLists(bots=names.bots, schedules=names.schedules, reminders=names.reminders)
 
 
 def _recognized(match: IntentMatch) -> IntentRecognized:
@@ -104,8 +112,11 @@ class Fallback(Protocol):
     """
 
     async def resolve(
-        self, turn: Turn, services: Services
-    ) -> list[IntentMatch] | StreamedAnswer | str | None: ...
+        self, turn: Turn, kommandant: Kommandant
+    ) -> list[IntentMatch] | StreamedAnswer | str | None:
+        """``kommandant``: its catalog to choose from, and ``run_tool`` for any reads the answer needs
+        (so they pass policy and audit as the person asking)."""
+        ...
 
 
 class Kommandant:
@@ -142,11 +153,7 @@ class Kommandant:
                     log.warning("database connection lost; running the turn again on fresh connections")
                     continue
                 log.exception("turn failed: user=%s channel=%s", turn.user, turn.channel)
-                message = (
-                    "I lost the connection to the database while doing that; please say it again."
-                    if lost
-                    else "Sorry — something went wrong on my side. Please try again."
-                )
+                message = CONNECTION_LOST if lost else TURN_CRASHED
                 yield Failed(message)
                 yield ReplyDone(message)
                 return
@@ -246,8 +253,7 @@ class Kommandant:
     async def recognize(self, turn: Turn) -> list[IntentMatch]:
         """Template matches for the turn, with live names from storage and the conversation so far; for a
         spoken turn, also the nearest command to a misheard one (``source="corrected"``)."""
-        names = await live_names(self.services.database.sessionmaker, turn.user)
-        lists = LiveLists(bots=names.bots, schedules=names.schedules, reminders=names.reminders)
+        lists = await live_lists(self.services.database.sessionmaker, turn.user)
         # Speech may be misheard: a transcript that is no command is tried as the nearest one that is.
         recognize = (
             self.recognizer.recognize if turn.speech_confidence is None else self.recognizer.recognize_heard
@@ -296,7 +302,7 @@ class Kommandant:
             return None
         try:
             async with asyncio.timeout(max(0.001, deadline - time.monotonic())):
-                return await self.fallback.resolve(turn, self.services)
+                return await self.fallback.resolve(turn, self)
         except FallbackUnavailableError:
             raise
         except TimeoutError as err:
@@ -508,12 +514,12 @@ class Kommandant:
         *,
         approve: bool,
         user: str,
-        role: Role = "admin",
-        channel: str = "web",
+        role: Role,
+        channel: str,
         thread: str | None = None,
     ) -> ReplyDone:
         """Decide an approval as a person did with a button: the same tool, policy and audit as typing it."""
-        tool = self.services.catalog.get("approvals_decide")
+        tool = self.services.catalog.approval_decider()
         turn = Turn(
             text=f"{'approve' if approve else 'reject'} {approval_id}",
             user=user,
@@ -539,10 +545,7 @@ class Kommandant:
             self._contexts.move_to_end(key)
         return context
 
-    @staticmethod
-    def _auditable(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        private = PRIVATE_ARGUMENTS.get(tool, frozenset())
-        return {
-            k: ("sha256:" + hashlib.sha256(str(v).encode()).hexdigest() if k in private else v)
-            for k, v in arguments.items()
-        }
+    def _auditable(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The arguments as the audit trail keeps them: the tool's private ones as a hash."""
+        catalog = self.services.catalog
+        return catalog.get(tool).auditable(arguments) if tool in catalog else dict(arguments)

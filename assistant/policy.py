@@ -8,9 +8,6 @@ from enum import StrEnum
 from assistant.events import Role
 from tools import Risk, ToolDefinition
 
-APPROVER_TOOLS = frozenset({"approvals_decide"})
-"""Tools that decide approvals: only roles that may approve dangerous tools may run them."""
-
 
 class Verdict(StrEnum):
     RUN = "run"
@@ -38,10 +35,11 @@ def may_approve(role: Role) -> bool:
 
 
 def decide(tool: ToolDefinition, role: Role) -> Decision:
-    """Run read and write tools the role allows; dangerous ones always wait for a person's approval."""
+    """Run read and write tools the role allows; dangerous ones always wait for a person's approval; a
+    tool that decides approvals runs only for roles that may approve."""
     if tool.risk not in _MAY_RUN.get(role, frozenset()):
         return Decision(Verdict.REFUSE, f"As a {role} you may not run {tool.name} ({tool.risk} tool).")
-    if tool.name in APPROVER_TOOLS and not may_approve(role):
+    if tool.decides_approvals and not may_approve(role):
         return Decision(Verdict.REFUSE, f"As a {role} you may not decide approvals; ask an admin.")
     if tool.risk is Risk.DANGEROUS:
         return Decision(Verdict.APPROVAL, f"{tool.name} is dangerous and needs a person's approval.")

@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from assistant.events import Event, Failed, ReplyDone, Role, Turn
+from assistant.events import Event, Failed, Heard, ReplyDone, Role, Turn
 from settings import Settings
 from voice import (
     AudioError,
@@ -28,6 +27,9 @@ from voice import (
     normalize_transcript,
     template_vocabulary,
 )
+
+if TYPE_CHECKING:
+    from assistant.kommandant import Kommandant
 
 __all__ = ["Heard", "VoiceTurns", "voice_config"]
 
@@ -52,14 +54,6 @@ def voice_config(settings: Settings) -> VoiceConfig:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Heard:
-    """What was heard, before the turn's own events: the transcript and the text handed to the core."""
-
-    transcript: Transcript
-    text: str
-
-
 @lru_cache(maxsize=1)
 def _template_vocabulary() -> tuple[str, ...]:
     """The commands' vocabulary (read once per process)."""
@@ -71,7 +65,7 @@ def _template_vocabulary() -> tuple[str, ...]:
 class VoiceTurns:
     """Speech front door over a running Kommandant: transcribe, then run the normal turn."""
 
-    def __init__(self, settings: Settings, kommandant: Any) -> None:
+    def __init__(self, settings: Settings, kommandant: Kommandant) -> None:
         self.settings = settings
         self.config = voice_config(settings)
         self.kommandant = kommandant
@@ -126,11 +120,13 @@ class VoiceTurns:
         transcript: Transcript,
         *,
         user: str,
+        role: Role,
         channel: str,
         thread: str | None = None,
-        role: Role = "admin",
+        llm_model: str | None = None,
     ) -> AsyncIterator[Heard | Event]:
-        """``Heard`` first, then the turn's events; a clear reply when no speech was heard."""
+        """The spoken entrance: ``Heard`` first, then the turn's events (with the read-back of an unsure
+        command and approvals, as for typed text); a clear reply when no speech was heard."""
         text = normalize_transcript(transcript.text)
         yield Heard(transcript, text)
         if not text:
@@ -145,18 +141,28 @@ class VoiceTurns:
             thread=thread,
             role=role,
             speech_confidence=transcript.confidence,
+            llm_model=llm_model,
         )
         async for event in self.kommandant.handle(turn):
             yield event
 
     async def handle_audio(
-        self, samples: Samples, *, user: str, channel: str, thread: str | None = None, role: Role = "admin"
+        self,
+        samples: Samples,
+        *,
+        user: str,
+        role: Role,
+        channel: str,
+        thread: str | None = None,
+        llm_model: str | None = None,
     ) -> AsyncIterator[Heard | Event]:
-        """A whole voice turn from audio: transcribe, then ``handle``."""
+        """A whole voice turn from audio: transcribe (biased toward this user's names), then ``handle``."""
         started = time.perf_counter()
         transcript = await self.transcribe(samples, user=user)
         transcript.timings["heard"] = time.perf_counter() - started
-        async for event in self.handle(transcript, user=user, channel=channel, thread=thread, role=role):
+        async for event in self.handle(
+            transcript, user=user, role=role, channel=channel, thread=thread, llm_model=llm_model
+        ):
             yield event
 
 

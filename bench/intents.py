@@ -109,12 +109,19 @@ async def _turn_latencies(settings: Any, database: Any, rounds: int) -> dict[str
     async with Runtime(settings, agents=list(BUILTIN_AGENTS), database=database) as rt:
         assert rt.kommandant is not None
         for text in TURN_TEXTS:  # warm-up: connections, prepared statements
-            [e async for e in rt.kommandant.handle(Turn(text=text))]
+            [
+                e
+                async for e in rt.kommandant.handle(
+                    Turn(text=text, user="bench", channel="bench", role="admin")
+                )
+            ]
         for _ in range(rounds):
             for text in TURN_TEXTS:
                 start = time.perf_counter()
                 recognized = None
-                async for event in rt.kommandant.handle(Turn(text=text)):
+                async for event in rt.kommandant.handle(
+                    Turn(text=text, user="bench", channel="bench", role="admin")
+                ):
                     if isinstance(event, IntentRecognized) and recognized is None:
                         recognized = time.perf_counter()
                     elif isinstance(event, ReplyDone):

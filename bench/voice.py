@@ -101,7 +101,12 @@ async def _run(work: Path) -> dict[str, Any]:
                 sentences = Bias(names=("Bots: backup, crawler, mailer. Schedules: backup.",))
                 for _, samples in clips[:2]:  # warm-up
                     list(model.transcribe(samples, language="en", beam_size=beam)[0])
-                    [e async for e in voice.handle_audio(samples, user="local", channel="bench")]
+                    [
+                        e
+                        async for e in voice.handle_audio(
+                            samples, user="local", role="admin", channel="bench"
+                        )
+                    ]
                 bare, pipeline, seconds = [], [], []
                 errors = {"biased": [0, 0], "unbiased": [0, 0], "sentence_prompt": [0, 0]}
                 for index, (text, samples) in enumerate(clips):
@@ -112,13 +117,18 @@ async def _run(work: Path) -> dict[str, Any]:
                     started = time.perf_counter()
                     heard = ""
                     async for event in voice.handle_audio(
-                        samples, user="local", channel="bench", thread=f"b{index}"
+                        samples, user="local", role="admin", channel="bench", thread=f"b{index}"
                     ):
                         if hasattr(event, "transcript"):
                             heard = event.transcript.text  # type: ignore[union-attr]
                         if isinstance(event, ApprovalRequired):
                             await rt.kommandant.decide(  # type: ignore[union-attr]
-                                event.approval_id, approve=False, user="local", thread=f"b{index}"
+                                event.approval_id,
+                                approve=False,
+                                user="local",
+                                role="admin",
+                                channel="bench",
+                                thread=f"b{index}",
                             )
                         if isinstance(event, ToolFinished | ReplyDone):
                             pipeline.append(time.perf_counter() - started)

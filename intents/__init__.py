@@ -3,7 +3,7 @@
 Pure: no database, bus or network; the caller passes live names and conversation context in.
 """
 
-from intents.models import ConversationContext, IntentMatch, LiveLists
+from intents.models import ConversationContext, IntentMatch, LiveLists, Mention, Topic
 from intents.normalize import Utterance, normalize
 from intents.recognizer import MIN_CONFIDENCE, Recognizer
 from intents.templates import load_templates
@@ -14,7 +14,9 @@ __all__ = [
     "ConversationContext",
     "IntentMatch",
     "LiveLists",
+    "Mention",
     "Recognizer",
+    "Topic",
     "Utterance",
     "load_templates",
     "normalize",

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from intents.models import IntentMatch
+from intents.models import IntentMatch, Mention
 from tools import Catalog
 from tools.errors import ToolError
 
@@ -86,7 +86,12 @@ def parse_tool_calls(catalog: Catalog, calls: Sequence[RawToolCall], *, text: st
         arguments = validated.model_dump(mode="json", exclude_none=True)
         matches.append(
             IntentMatch(
-                tool=tool.name, arguments=arguments, confidence=LLM_CONFIDENCE, source="llm", text=text
+                tool=tool.name,
+                arguments=arguments,
+                confidence=LLM_CONFIDENCE,
+                source="llm",
+                text=text,
+                mention=Mention.of(tool, arguments),
             )
         )
     return ToolChoice(matches=matches, problems=problems)

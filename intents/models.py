@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["ConversationContext", "IntentMatch", "LiveLists"]
+from tools import LIVE_KINDS, EntityKind, ToolDefinition
 
-Topic = Literal["bot", "schedule", "reminder", "approval"]
+__all__ = ["ConversationContext", "IntentMatch", "LiveLists", "Mention", "Topic"]
+
+Topic = EntityKind
+"""What a conversation can be about: a bot, a schedule, a reminder or an approval."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """The live thing a match names, read from its tool's definition: kind, name (or id), and whether the
+    call creates it (a new schedule's name is no reference to check)."""
+
+    kind: EntityKind
+    name: str
+    creates: bool = False
+
+    @classmethod
+    def of(cls, tool: ToolDefinition, arguments: Mapping[str, Any]) -> Mention | None:
+        """What a call of ``tool`` with ``arguments`` names, if anything."""
+        entity = tool.entity
+        value = arguments.get(entity.argument) if entity is not None else None
+        if entity is None or not isinstance(value, str) or not value:
+            return None
+        return cls(entity.kind, value, entity.creates)
 
 
 @dataclass(frozen=True)
@@ -22,6 +44,8 @@ class IntentMatch:
     """How it was found: a template, the LLM, or a template after correcting a misheard word."""
     text: str = ""
     """The part of the utterance this match came from, in the person's wording."""
+    mention: Mention | None = None
+    """The bot, schedule, reminder or approval the call names (``Mention.of`` its tool), if any."""
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON form: tool, arguments, confidence, source."""
@@ -35,34 +59,29 @@ class IntentMatch:
 
 @dataclass
 class LiveLists:
-    """Names known at match time (fetched from storage by the caller)."""
+    """Names known at match time (fetched from storage by the caller), one field per kind in
+    ``tools.LIVE_KINDS``, named by its plural."""
 
     bots: Sequence[str] = ()
     schedules: Sequence[str] = ()
     reminders: Sequence[str] = ()
 
-    def key(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-        """A hashable form, for caches."""
-        return tuple(self.bots), tuple(self.schedules), tuple(self.reminders)
+    def names(self, kind: EntityKind) -> Sequence[str]:
+        """The known names of ``kind``; none for a kind that has no live list (approvals)."""
+        if kind not in LIVE_KINDS:
+            return ()
+        names: Sequence[str] = getattr(self, kind.plural)
+        return names
 
-
-NAMED_ARGUMENT: dict[str, tuple[Topic, str]] = {
-    "bots_start": ("bot", "name"),
-    "bots_stop": ("bot", "name"),
-    "bots_restart": ("bot", "name"),
-    "bots_status": ("bot", "name"),
-    "bots_logs": ("bot", "name"),
-    "schedules_create": ("schedule", "name"),
-    "schedules_delete": ("schedule", "name"),
-    "schedules_run_now": ("schedule", "name"),
-    "reminders_cancel": ("reminder", "reminder"),
-    "approvals_decide": ("approval", "id"),
-}
+    def key(self) -> tuple[tuple[str, ...], ...]:
+        """A hashable form, for caches: the names of each kind of ``LIVE_KINDS``, in that order."""
+        return tuple(tuple(self.names(kind)) for kind in LIVE_KINDS)
 
 
 @dataclass
 class ConversationContext:
-    """What the conversation talked about last, so "stop it" or "show its logs" can be resolved."""
+    """What the conversation talked about last, so "stop it" or "show its logs" can be resolved: one field
+    per ``EntityKind``, named by its value."""
 
     bot: str | None = None
     schedule: str | None = None
@@ -70,29 +89,23 @@ class ConversationContext:
     approval: str | None = None
     topic: Topic | None = None
     """Which of the above was mentioned most recently."""
-    _history: list[str] = field(default_factory=list, repr=False)
 
     def observe(self, match: IntentMatch) -> None:
         """Remember the bot, schedule, reminder or approval a match was about."""
-        known = NAMED_ARGUMENT.get(match.tool)
-        if known is None:
+        if match.mention is None:
             return
-        topic, argument = known
-        value = match.arguments.get(argument)
-        if not isinstance(value, str) or not value:
-            return
-        setattr(self, topic, value)
-        self.topic = topic
+        setattr(self, match.mention.kind.value, match.mention.name)
+        self.topic = match.mention.kind
 
     def get(self, topic: Topic) -> str | None:
         """The last thing of this kind mentioned, if any."""
-        value: str | None = getattr(self, topic)
+        value: str | None = getattr(self, EntityKind(topic).value)
         return value
 
     def key(self) -> tuple[str | None, ...]:
         """A hashable form, for caches."""
-        return self.bot, self.schedule, self.reminder, self.approval, self.topic
+        return (*(self.get(kind) for kind in EntityKind), self.topic)
 
     def copy(self) -> ConversationContext:
         """An independent copy."""
-        return ConversationContext(self.bot, self.schedule, self.reminder, self.approval, self.topic)
+        return ConversationContext(**{kind.value: self.get(kind) for kind in EntityKind}, topic=self.topic)

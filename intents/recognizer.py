@@ -15,11 +15,12 @@ from zoneinfo import ZoneInfo
 from hassil import Intents, RecognizeResult, SlotList, TextSlotList, recognize_all
 from hassil.expression import ListReference, Sentence
 
-from intents.models import NAMED_ARGUMENT, ConversationContext, IntentMatch, LiveLists
+from intents.models import ConversationContext, IntentMatch, LiveLists, Mention
 from intents.nearest import MAX_TRAILING_WORDS, TRAILING_WORD, CommandGraph, Nearest
 from intents.normalize import Utterance, normalize
-from intents.slots import KNOWN, Built, SlotInput, build_arguments
+from intents.slots import Built, SlotInput, build_arguments, slot_problem
 from intents.templates import LIVE_LISTS, examples_of, load_templates, with_live_list_placeholders
+from tools import LIVE_KINDS, EntityKind, ToolDefinition
 from tools.catalog import Catalog
 from tools.errors import InvalidArgumentsError
 
@@ -55,6 +56,9 @@ class Recognizer:
     def __init__(self, catalog: Catalog, *, timezone: str = "UTC", templates: dict[str, Any] | None = None):
         self._catalog = catalog
         self._tz = ZoneInfo(timezone)
+        self._open = {tool.name: _required_free_text(tool) for tool in catalog}
+        # a schedule's target is a command, but not one that makes another schedule
+        self._not_targets = frozenset(tool.name for tool in catalog.creating(EntityKind.SCHEDULE))
         data = templates if templates is not None else load_templates()
         self._examples = examples_of(data)
         data = with_live_list_placeholders(data)
@@ -126,7 +130,7 @@ class Recognizer:
         trimmed = [
             Nearest("", " ".join(heard[:-dropped]), TRAILING_WORD * dropped) for dropped in range(1, most + 1)
         ]
-        names = {list_name: getattr(lists, field) for list_name, field in LIVE_LISTS.items()}
+        names = {list_name: lists.names(kind) for list_name, kind in LIVE_LISTS.items()}
         nearest = self._graph().nearest(heard, names=names, avoid=" ".join(heard))
         for guess in sorted(itertools.chain(trimmed, nearest), key=lambda g: g.cost):
             found = self.recognize(guess.text, lists=lists, context=context, now=now)
@@ -189,11 +193,13 @@ class Recognizer:
         for name, intent in intents.intents.items():
             if name not in self._catalog:
                 raise ValueError(f"templates name intent {name!r}, which is not a tool in the catalog")
+            tool = self._catalog.get(name)
             for data in intent.data:
                 for sentence in data.sentences:
                     for slot in _slot_names(sentence, data.expansion_rules | intents.expansion_rules):
-                        if slot not in KNOWN:
-                            raise ValueError(f"intent {name!r} uses slot {slot!r}, which no builder knows")
+                        problem = slot_problem(tool, slot)
+                        if problem is not None:
+                            raise ValueError(f"intent {name!r} uses slot {slot!r}: {problem}")
 
     def _tool_keywords(self) -> dict[str, frozenset[str]]:
         keywords: dict[str, frozenset[str]] = {}
@@ -231,6 +237,9 @@ class Recognizer:
             return []
         return results
 
+    def _build(self, result: RecognizeResult, slots: SlotInput) -> Built | None:
+        return build_arguments(result, self._catalog.get(result.intent.name), slots)
+
     def _validate(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any] | None:
         try:
             model = self._catalog.get(tool).validate_arguments(arguments)
@@ -239,31 +248,41 @@ class Recognizer:
         dumped: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
         return dumped
 
+    def _match(self, tool: str, arguments: dict[str, Any], confidence: float, text: str) -> IntentMatch:
+        mention = Mention.of(self._catalog.get(tool), arguments)
+        return IntentMatch(tool, arguments, round(confidence, 3), "template", text, mention)
+
+
+def _required_free_text(tool: ToolDefinition) -> frozenset[str]:
+    """The free text a tool's call is about (a fact, a query, a reminder's text), not an optional remark
+    beside it (a reason): a sentence of such a tool is mostly words it takes as they come."""
+    fields = tool.input_model.model_fields
+    return frozenset(name for name in tool.free_text if fields[name].is_required())
+
 
 def _unknown_names(matches: Sequence[IntentMatch], lists: LiveLists) -> bool:
-    """True when a match acts on a bot, schedule or reminder that is not in the live lists (creating a
-    schedule names a new one, so that does not count)."""
-    known: dict[str, Sequence[str]] = {
-        "bot": lists.bots,
-        "schedule": lists.schedules,
-        "reminder": lists.reminders,
-    }
+    """True when a match acts on a bot, schedule or reminder that is not in the live lists (a call that
+    creates one names a new one, so that does not count)."""
     for match in matches:
-        topic, argument = NAMED_ARGUMENT.get(match.tool, ("", ""))
-        value = match.arguments.get(argument)
-        creates = match.tool == "schedules_create"
-        if topic in known and not creates and isinstance(value, str) and value not in known[topic]:
+        mention = match.mention
+        if (
+            mention is not None
+            and mention.kind in LIVE_KINDS
+            and not mention.creates
+            and mention.name not in lists.names(mention.kind)
+        ):
             return True
     return False
 
 
 @lru_cache(maxsize=256)
 def _live_slot_lists(key: tuple[tuple[str, ...], ...]) -> dict[str, SlotList]:
-    by_field = dict(zip(("bots", "schedules", "reminders"), key, strict=True))
+    """Slot lists of the live names; ``key`` is ``LiveLists.key()``: names per kind of ``LIVE_KINDS``."""
+    by_kind = dict(zip(LIVE_KINDS, key, strict=True))
     slot_lists: dict[str, SlotList] = {}
-    for list_name, field_name in LIVE_LISTS.items():
+    for list_name, kind in LIVE_LISTS.items():
         values = []
-        for name in by_field[field_name][:500]:
+        for name in by_kind[kind][:500]:
             if not isinstance(name, str):
                 continue
             for variant in {name, re.sub(r"[-_.]+", " ", name)}:
@@ -334,14 +353,9 @@ class _Search:
             return best
         return self._fuzzy()
 
-    # A "closed" match has no free text: it cannot have swallowed another command.
+    # A "closed" match has no free text at its heart: it cannot have swallowed another command.
     def _closed(self, match: IntentMatch) -> bool:
-        return match.tool not in {
-            "memory_remember",
-            "reminders_create",
-            "knowledge_add",
-            "schedules_create",
-        } and (not any(k in match.arguments for k in ("query", "fact", "content", "text")))
+        return not (self.r._open.get(match.tool, frozenset()) & match.arguments.keys())
 
     def _cuts(self) -> list[tuple[int, int]]:
         """Places to split: (end of the left piece, start of the right piece)."""
@@ -400,7 +414,7 @@ class _Search:
         best: tuple[tuple[float, ...], IntentMatch, bool] | None = None
         for result in self._recognize(piece, utterance):
             slots = SlotInput(utterance, context, self.now, self._is_command)
-            built = build_arguments(result, slots)
+            built = self.r._build(result, slots)
             if built is None:
                 continue
             arguments = self.r._validate(result.intent.name, built.arguments)
@@ -414,7 +428,7 @@ class _Search:
             score = (confidence, built.free_text == 0, result.text_chunks_matched, -_wildcard_chars(result))
             if best is None or score > best[0]:
                 text = utterance.original_text(0, len(utterance))
-                match = IntentMatch(result.intent.name, arguments, round(confidence, 3), "template", text)
+                match = self.r._match(result.intent.name, arguments, confidence, text)
                 best = (score, match, built.free_text > 0)
         return (best[1], best[2]) if best else None
 
@@ -425,7 +439,7 @@ class _Search:
         return self._pieces[key]
 
     def _is_command(self, words: Sequence[str]) -> bool:
-        """Whether ``words`` alone are a command other than a schedule (a schedule's target)."""
+        """Whether ``words`` alone are a command that may be a schedule's target."""
         if not words:
             return False
         key = tuple(words)
@@ -436,8 +450,8 @@ class _Search:
     def _find_command(self, words: Sequence[str]) -> bool:
         sub = normalize(" ".join(words))
         context = self.context
-        for result in self.r._candidates(sub.text, self.lists, exclude=frozenset({"schedules_create"})):
-            built: Built | None = build_arguments(result, SlotInput(sub, context, self.now, lambda _: False))
+        for result in self.r._candidates(sub.text, self.lists, exclude=self.r._not_targets):
+            built: Built | None = self.r._build(result, SlotInput(sub, context, self.now, lambda _: False))
             if built is not None and self.r._validate(result.intent.name, built.arguments) is not None:
                 return True
         return False
@@ -453,7 +467,7 @@ class _Search:
                 match = built[0]
                 confidence = round(match.confidence * 0.9, 3)
                 if confidence >= MIN_CONFIDENCE:
-                    return [IntentMatch(match.tool, match.arguments, confidence, match.source, match.text)]
+                    return [replace(match, confidence=confidence)]
         return []
 
 

@@ -3,7 +3,10 @@
 Slot names in the templates are the tools' argument names, plus a few composite slots that hold two
 arguments in one stretch of words (``text_due``: a reminder's text and its time; ``target_when``: a
 schedule's command and its recurrence). A slot value that starts with "@" is a reference ("it",
-"that one") resolved from the conversation context.
+"that one") resolved from the conversation context. How a wildcard slot's words become an argument
+follows from the tool's definition: free text is kept as said, so is a new name; a live thing is named
+the way its kind is (a short name, words from its text, an id); a time or a recurrence is parsed;
+anything else is an id (one word).
 """
 
 from __future__ import annotations
@@ -15,25 +18,21 @@ from typing import Any
 
 from hassil import RecognizeResult
 from hassil.models import MatchEntity
+from pydantic import AwareDatetime
 
 from intents.models import ConversationContext, Topic
 from intents.normalize import Utterance
 from intents.timeparse import parse_moment, parse_recurrence, split_moment, split_recurrence
+from tools import EntityKind, Recurrence, ToolDefinition
+from tools.facts import value_types
 
-__all__ = ["KNOWN", "Built", "SlotError", "SlotInput", "build_arguments"]
+__all__ = ["COMPOSITE", "Built", "SlotError", "SlotInput", "build_arguments", "slot_problem"]
 
-FREE_TEXT = frozenset({"fact", "query", "content", "title", "reason", "text", "target"})
-COMPOSITE = frozenset({"text_due", "target_when"})
-KNOWN = (
-    FREE_TEXT | COMPOSITE | {"due", "when", "name", "new_name", "reminder", "id", "approve", "lines", "limit"}
-)
+COMPOSITE: dict[str, tuple[str, str]] = {"text_due": ("text", "due"), "target_when": ("target", "when")}
+"""Slots holding two arguments in one stretch of words -> the arguments they fill."""
 
-_REFS: dict[str, Topic] = {
-    "@bot": "bot",
-    "@schedule": "schedule",
-    "@reminder": "reminder",
-    "@approval": "approval",
-}
+_REFS: dict[str, Topic] = {f"@{kind.value}": kind for kind in EntityKind}
+_MOMENTS = (datetime, AwareDatetime)
 _LEADING_LINKS = {"to", "that", "about", "of", "for"}
 _NOT_A_NAME = {
     "the",
@@ -102,25 +101,34 @@ def _strip_links(utterance: Utterance, start: int, end: int) -> int:
     return start
 
 
-def build_arguments(result: RecognizeResult, slots: SlotInput) -> Built | None:
-    """Typed arguments for the matched tool, or None when a slot cannot be understood."""
+def slot_problem(tool: ToolDefinition, slot: str) -> str | None:
+    """Why a template slot of ``tool`` can give no argument, or None when it can."""
+    arguments = tool.input_model.model_fields
+    needed = COMPOSITE.get(slot, (slot,))
+    missing = [name for name in needed if name not in arguments]
+    if missing:
+        return f"{tool.name} has no argument {' or '.join(repr(name) for name in missing)}"
+    return None
+
+
+def build_arguments(result: RecognizeResult, tool: ToolDefinition, slots: SlotInput) -> Built | None:
+    """Typed arguments for ``tool`` from its template match, or None when a slot cannot be understood."""
     built = Built(arguments={})
     strict = bool((result.intent_metadata or {}).get("target_must_be_command"))
     for entity in result.entities_list:
         if strict and entity.name == "target_when":
-            if not _target_when(slots.utterance, *(_words(entity, slots.utterance) or (0, 0)), slots, built):
+            if not _target_when(slots, built, entity.name, *(_words(entity, slots.utterance) or (0, 0))):
                 return None
             if built.confidence < 1.0:
                 return None
             continue
-        if not _apply(entity, slots, built):
+        if not _apply(entity, tool, slots, built):
             return None
     return built
 
 
-def _apply(entity: MatchEntity, slots: SlotInput, built: Built) -> bool:
+def _apply(entity: MatchEntity, tool: ToolDefinition, slots: SlotInput, built: Built) -> bool:
     name, value = entity.name, entity.value
-    utterance = slots.utterance
     if isinstance(value, str) and value in _REFS:
         topic = _REFS[value]
         resolved = slots.context.get(topic)
@@ -130,65 +138,93 @@ def _apply(entity: MatchEntity, slots: SlotInput, built: Built) -> bool:
         built.references.append(topic)
         built.confidence = min(built.confidence, FROM_CONTEXT)
         return True
-    if name == "approve":
-        built.arguments[name] = bool(value)
-        return True
-    if name in ("lines", "limit"):
-        built.arguments[name] = int(value) if isinstance(value, int | float) else value
-        return True
-    span = _words(entity, utterance) if entity.is_wildcard else None
     if not entity.is_wildcard:
+        # list values are typed already (a name from a live list, a number, ``approve: true``); the
+        # tool's input model checks them
         built.arguments[name] = value
         return True
+    span = _words(entity, slots.utterance)
     if span is None:
         return False
-    start, end = span
-    words = utterance.words[start:end]
-    if name in FREE_TEXT or name == "reminder":
-        if all(word in _PRONOUNS for word in words):
-            return False
-        built.free_text += 1
-        text = utterance.original_text(start, end)
-        if not text:
-            return False
-        built.arguments[name] = text
-        return True
-    if name == "due":
-        moment = parse_moment(words, slots.now)
-        if moment is None:
-            return False
-        built.arguments[name] = moment
-        return True
-    if name == "when":
-        recurrence = parse_recurrence(words, slots.now)
-        if recurrence is None:
-            return False
-        built.arguments[name] = recurrence
-        return True
+    return _wildcard(tool, name)(slots, built, name, *span)
+
+
+Builder = Callable[["SlotInput", Built, str, int, int], bool]
+
+
+def _wildcard(tool: ToolDefinition, name: str) -> Builder:
+    """How the words of a wildcard slot become the argument ``name`` of ``tool``."""
     if name == "text_due":
-        return _text_due(utterance, start, end, slots, built)
+        return _text_due
     if name == "target_when":
-        return _target_when(utterance, start, end, slots, built)
-    if name == "name":
-        return _unlisted_name(words, built)
-    if name == "new_name":
-        built.arguments["name"] = " ".join(words)
-        return True
-    if name == "id":
-        if all(word in _PRONOUNS for word in words) or (
-            len(words) > 1 and not all(len(word) <= 2 for word in words)
-        ):
-            return False
-        built.arguments[name] = "".join(words)
-        return True
-    raise SlotError(f"no argument builder for slot {name!r}")
+        return _target_when
+    if name in tool.free_text:
+        return _free_text
+    entity = tool.entity
+    if entity is not None and entity.argument == name:
+        if entity.creates:
+            return _new_name
+        return {"name": _unlisted_name, "words": _free_text, "id": _identifier}[entity.kind.named_by]
+    field_info = tool.input_model.model_fields.get(name)
+    if field_info is None:
+        raise SlotError(f"{tool.name} has no argument {name!r} for a slot to fill")
+    kinds = value_types(field_info.annotation)
+    if kinds and kinds <= set(_MOMENTS):
+        return _moment
+    if kinds == {Recurrence}:
+        return _recurrence
+    return _identifier
 
 
-def _unlisted_name(words: Sequence[str], built: Built) -> bool:
+def _free_text(slots: SlotInput, built: Built, name: str, start: int, end: int) -> bool:
+    utterance = slots.utterance
+    if all(word in _PRONOUNS for word in utterance.words[start:end]):
+        return False
+    text = utterance.original_text(start, end)
+    if not text:
+        return False
+    built.free_text += 1
+    built.arguments[name] = text
+    return True
+
+
+def _moment(slots: SlotInput, built: Built, name: str, start: int, end: int) -> bool:
+    moment = parse_moment(slots.utterance.words[start:end], slots.now)
+    if moment is None:
+        return False
+    built.arguments[name] = moment
+    return True
+
+
+def _recurrence(slots: SlotInput, built: Built, name: str, start: int, end: int) -> bool:
+    recurrence = parse_recurrence(slots.utterance.words[start:end], slots.now)
+    if recurrence is None:
+        return False
+    built.arguments[name] = recurrence
+    return True
+
+
+def _new_name(slots: SlotInput, built: Built, name: str, start: int, end: int) -> bool:
+    """The name of a thing being created: as said."""
+    built.arguments[name] = " ".join(slots.utterance.words[start:end])
+    return True
+
+
+def _identifier(slots: SlotInput, built: Built, name: str, start: int, end: int) -> bool:
+    """An id read off a screen ("3f2a9c", or spelt "3 f 2 a"): one word, or short pieces run together."""
+    words = slots.utterance.words[start:end]
+    if all(word in _PRONOUNS for word in words) or (len(words) > 1 and not all(len(w) <= 2 for w in words)):
+        return False
+    built.arguments[name] = "".join(words)
+    return True
+
+
+def _unlisted_name(slots: SlotInput, built: Built, name: str, start: int, end: int) -> bool:
     """A bot or schedule name that is not in the live list: short, and not a determiner."""
+    words = slots.utterance.words[start:end]
     if not words or len(words) > _MAX_NAME_WORDS or words[0] in _NOT_A_NAME:
         return False
-    built.arguments["name"] = " ".join(words)
+    built.arguments[name] = " ".join(words)
     built.confidence = min(built.confidence, UNLISTED_NAME)
     return True
 
@@ -203,7 +239,8 @@ def _around(utterance: Utterance, start: int, end: int, inner_start: int, inner_
     return _strip_links(utterance, rest_start, rest_end), rest_end
 
 
-def _text_due(utterance: Utterance, start: int, end: int, slots: SlotInput, built: Built) -> bool:
+def _text_due(slots: SlotInput, built: Built, name: str, start: int, end: int) -> bool:
+    utterance = slots.utterance
     found = split_moment(utterance.words[start:end], slots.now)
     if found is None:
         return False
@@ -218,7 +255,8 @@ def _text_due(utterance: Utterance, start: int, end: int, slots: SlotInput, buil
     return True
 
 
-def _target_when(utterance: Utterance, start: int, end: int, slots: SlotInput, built: Built) -> bool:
+def _target_when(slots: SlotInput, built: Built, name: str, start: int, end: int) -> bool:
+    utterance = slots.utterance
     found = split_recurrence(utterance.words[start:end], slots.now)
     if found is None:
         return False

@@ -9,23 +9,23 @@ from typing import Any
 import yaml
 from hassil.util import merge_dict
 
+from tools import LIVE_KINDS, TEMPLATE_DIR, EntityKind
+
 __all__ = ["LIVE_LISTS", "examples_of", "load_templates"]
 
-LIVE_LISTS = {"bot": "bots", "schedule": "schedules", "reminder_name": "reminders"}
-"""Template list name -> ``LiveLists`` field filled at match time."""
+LIVE_LISTS: dict[str, EntityKind] = {kind.live_list: kind for kind in LIVE_KINDS if kind.live_list}
+"""Template list name -> the kind whose live names fill it at match time."""
 
 
-def load_templates(folder: Path | None = None) -> dict[str, Any]:
-    """Merge every ``*.yaml`` in ``folder`` (the built-in tools' folder by default) into one dict."""
-    if folder is None:
-        from tools.builtin import TEMPLATE_DIR
-
-        folder = TEMPLATE_DIR
+def load_templates(*folders: Path) -> dict[str, Any]:
+    """Merge every ``*.yaml`` in ``folders`` (the built-in tools' folder when none is given) into one dict;
+    later folders add to earlier ones (a new tool's templates beside the built-in ones)."""
     merged: dict[str, Any] = {"language": "en", "intents": {}}
-    for path in sorted(folder.glob("*.yaml")):
-        with path.open(encoding="utf-8") as handle:
-            data = yaml.safe_load(handle) or {}
-        merge_dict(merged, data)
+    for folder in folders or (TEMPLATE_DIR,):
+        for path in sorted(folder.glob("*.yaml")):
+            with path.open(encoding="utf-8") as handle:
+                data = yaml.safe_load(handle) or {}
+            merge_dict(merged, data)
     return merged
 
 

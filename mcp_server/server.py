@@ -24,8 +24,9 @@ from pydantic import BaseModel, Field
 
 from assistant import policy
 from assistant.events import ApprovalRequired, Event, ReplyDelta, Role, ToolFinished, Turn
+from assistant.result import collect
 from mcp_server.auth import Caller
-from mcp_server.catalog import ASK, AskInput, AskResult, mcp_tool
+from mcp_server.catalog import ASK, AskInput, mcp_tool
 from mcp_server.resources import register_prompts, register_resources
 from tools import ToolDefinition
 from tools.errors import InvalidArgumentsError
@@ -149,9 +150,7 @@ class KommandantMCP(FastMCP[None]):
         turn = Turn(
             text=request.text, user=caller.user, channel=CHANNEL, thread=request.thread, role=caller.role
         )
-        result = AskResult(reply="")
-        async for event in self._with_approvals(self.kommandant.handle(turn), ctx, caller):
-            result.record(event)
+        result = await collect(self._with_approvals(self.kommandant.handle(turn), ctx, caller))
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=result.reply)],
             structuredContent=result.model_dump(mode="json"),
@@ -174,7 +173,8 @@ class KommandantMCP(FastMCP[None]):
         core waits (until the approval expires) for a person to decide in the web chat, Slack or CLI."""
         where = (
             f"{event.tool} needs approval {event.approval_id[:8]}: approve or reject it in the web chat, "
-            f'with `approvals_decide`, or `kommandant ask "approve {event.approval_id[:8]}"`.'
+            f"with `{self.kommandant.services.catalog.approval_decider().name}`, "
+            f'or `kommandant ask "approve {event.approval_id[:8]}"`.'
         )
         if not (policy.may_approve(caller.role) and _can_elicit(ctx)):
             await _notify(ctx, where)

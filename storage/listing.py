@@ -1,4 +1,4 @@
-"""Read-only listings for MCP resources: a person's remembered facts and the knowledge base's documents."""
+"""Read-only listings behind the listing tools: a person's current facts, the knowledge base's documents."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -486,3 +487,22 @@ class BridgedTool(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+# --- uploads staged for the knowledge agent (one front-door contract) ---
+
+
+class StagedUpload(Base):
+    """A file a front door received, waiting for the knowledge agent to ingest it (then deleted)."""
+
+    __tablename__ = "staged_uploads"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    owner: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(500))
+    size: Mapped[int] = mapped_column(BigInteger)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = _created()
+
+
+Index("ix_staged_uploads_created_at", StagedUpload.created_at)
+"""Finding stale staged uploads (a front door that staged a file and never asked for it to be ingested)."""

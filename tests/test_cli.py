@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from storage import Database
+from storage.models import Bot
 
 KOMMANDANT = [sys.executable, "-m", "assistant.cli"]
 
@@ -44,18 +45,40 @@ def test_help_lists_the_commands() -> None:
 
 
 def test_parse_json_prints_the_match() -> None:
-    result = cli("parse", "stop the crawler bot", "--json")
+    result = cli("parse", "stop the crawler bot", "--json", "--offline")
     assert result.returncode == 0, result.stderr
-    # parse knows no live names, so an unlisted bot parses on the word "bot" alone, at 0.9
+    # --offline knows no live names, so an unlisted bot parses on the word "bot" alone, at 0.9
     assert json.loads(result.stdout) == [
         {"tool": "bots_stop", "arguments": {"name": "crawler"}, "confidence": 0.9, "source": "template"}
     ]
 
 
 def test_parse_reads_one_utterance_per_line_in_one_process() -> None:
-    result = cli("parse", "-", "--json", stdin="what is my editor\nflibbertigibbet\nshow pending approvals\n")
+    utterances = "what is my editor\nflibbertigibbet\nshow pending approvals\n"
+    result = cli("parse", "-", "--json", "--offline", stdin=utterances)
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [[m["tool"] for m in line] for line in lines] == [["memory_recall"], [], ["approvals_list"]]
+
+
+async def test_parse_answers_what_a_turn_would_with_live_names(db: Database, db_env: dict[str, str]) -> None:
+    """A bot's bare name is a command only once the bot exists: parse reads the live names like a turn."""
+    before = cli("parse", "restart the archiver", "--json", env=db_env)
+    assert before.returncode == 0, before.stderr
+    assert json.loads(before.stdout) == []
+    async with db.sessionmaker() as session, session.begin():
+        session.add(Bot(name="archiver", command=["sleep", "1"]))
+    after = json.loads(cli("parse", "restart the archiver", "--json", env=db_env).stdout)
+    assert [(m["tool"], m["arguments"]) for m in after] == [("bots_restart", {"name": "archiver"})]
+    offline = json.loads(cli("parse", "restart the archiver", "--json", "--offline", env=db_env).stdout)
+    assert offline == []
+
+
+def test_parse_heard_corrects_a_misheard_command(db: Database, db_env: dict[str, str]) -> None:
+    """--heard reads the text as a transcript: the spoken-path correction applies, typed text stays as is."""
+    typed = json.loads(cli("parse", "show ending approvals", "--json", env=db_env).stdout)
+    heard = json.loads(cli("parse", "show ending approvals", "--json", "--heard", env=db_env).stdout)
+    assert typed == []
+    assert [(m["tool"], m["source"]) for m in heard] == [("approvals_list", "corrected")]
 
 
 def test_ask_json_runs_a_turn(db_env: dict[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""The catalog: explicit registration, duplicate detection, lookup by name and by agent."""
+"""The catalog: explicit registration, duplicate detection, lookup by name, by agent and by fact."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 
 from tools.definition import ToolDefinition
 from tools.errors import DuplicateToolError, UnknownToolError
+from tools.facts import EntityKind
 
 
 class Catalog:
@@ -55,3 +56,23 @@ class Catalog:
     def by_agent(self, agent: str) -> list[ToolDefinition]:
         """Tools owned by one agent."""
         return [tool for tool in self._tools.values() if tool.agent == agent]
+
+    def approval_decider(self) -> ToolDefinition:
+        """The tool that approves or rejects pending approvals, or ``UnknownToolError``."""
+        for tool in self._tools.values():
+            if tool.decides_approvals:
+                return tool
+        raise UnknownToolError("there is no tool that decides approvals")
+
+    def creating(self, kind: EntityKind) -> list[ToolDefinition]:
+        """Tools that create a new live thing of ``kind`` (a schedule, say) under a name they are given."""
+        return [
+            tool
+            for tool in self._tools.values()
+            if tool.entity is not None and tool.entity.kind is kind and tool.entity.creates
+        ]
+
+    def embeds_text(self, agents: Iterable[str]) -> bool:
+        """Whether any tool of these agents turns text into vectors (so a worker warms the model)."""
+        wanted = set(agents)
+        return any(tool.embeds for tool in self._tools.values() if tool.agent in wanted)

@@ -1,15 +1,18 @@
-"""One tool definition: the single source for MCP schemas, LLM tool lists, bus validation and templates."""
+"""One tool definition: the single source for MCP schemas, LLM tool lists, bus validation and templates,
+and for every fact about the tool that other packages need (see ``tools.facts``)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from tools.errors import InvalidArgumentsError
+from tools.facts import ArgumentFacts, EntityArgument
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
@@ -24,7 +27,13 @@ class Risk(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ToolDefinition:
-    """A tool: its name, owning agent, typed input and output, and risk."""
+    """A tool: its name, owning agent, typed input and output, risk, and the facts other packages need.
+
+    Facts about single arguments (private, free text, naming a bot or a schedule) are markers in
+    the input model's annotations (``tools.facts``), read once here into ``facts``; they stay out of the
+    JSON schema. ``decides_approvals`` and ``embeds`` are facts about the whole tool. Nothing outside
+    ``tools/`` names a tool: it asks the definition or the catalog.
+    """
 
     name: str
     description: str
@@ -32,12 +41,39 @@ class ToolDefinition:
     input_model: type[BaseModel]
     output_model: type[BaseModel]
     risk: Risk = Risk.READ
+    decides_approvals: bool = False
+    """The tool approves or rejects pending approvals: only roles that may approve may run it."""
+    embeds: bool = False
+    """Serving the tool turns text into vectors (to store or to search by meaning): it needs the
+    embedding model, so a worker serving it loads the model at start."""
+    facts: ArgumentFacts = field(init=False, repr=False, compare=False)
+    """What the input model's markers say about the arguments."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ValueError(f"tool name {self.name!r} must be lowercase letters, digits and '_'")
         if not _NAME.match(self.agent):
             raise ValueError(f"agent name {self.agent!r} must be lowercase letters, digits and '_'")
+        object.__setattr__(self, "facts", ArgumentFacts.of(self.input_model))
+
+    @property
+    def private(self) -> frozenset[str]:
+        """Arguments the audit trail keeps as a hash only."""
+        return self.facts.private
+
+    @property
+    def free_text(self) -> frozenset[str]:
+        """Arguments that are words a person chose freely (a fact, a query, a reminder's text)."""
+        return self.facts.free_text
+
+    @property
+    def entity(self) -> EntityArgument | None:
+        """The argument naming a live bot, schedule, reminder or approval, if the tool has one."""
+        return self.facts.entity
+
+    def auditable(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """``arguments`` as the audit trail keeps them: private ones as the sha256 hash of their text."""
+        return self.facts.auditable(arguments)
 
     def input_schema(self) -> dict[str, Any]:
         """JSON schema of the arguments."""

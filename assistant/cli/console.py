@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, cast
 
 import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from assistant.events import Role
     from settings import Settings
 
 T = TypeVar("T")
@@ -18,6 +19,24 @@ T = TypeVar("T")
 console = Console()
 err_console = Console(stderr=True)
 log = logging.getLogger("kommandant")
+
+ROLES = ("admin", "operator", "viewer")
+RoleOption = Annotated[
+    str,
+    typer.Option(
+        "--role",
+        help="The role to act with: admin, operator or viewer. The CLI runs as the machine's owner, who "
+        "holds the database already, so admin unless you ask for less.",
+    ),
+]
+"""The ``--role`` option of commands that run turns: every front door passes the person's role."""
+
+
+def role_of(value: str) -> Role:
+    """The ``--role`` value as a role, or one sentence and exit 2."""
+    if value not in ROLES:
+        fail(f"Unknown role {value!r}: use admin, operator or viewer.")
+    return cast("Role", value)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -28,12 +47,13 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine; our own errors become a sentence, Ctrl-C a quiet exit."""
+    from embeddings import EmbeddingError
     from storage.errors import StorageError
 
     try:
         return asyncio.run(coro)
-    except StorageError as err:
-        log.debug("storage error", exc_info=True)
+    except (StorageError, EmbeddingError) as err:
+        log.debug("storage or embedding error", exc_info=True)
         fail(str(err))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

@@ -1,4 +1,10 @@
-"""CLI: the knowledge commands: `ingest`, `reembed` (issue 7)."""
+"""CLI: the knowledge commands: `ingest`, `reembed` (issue 7).
+
+`ingest` reads the files in this process (``agents.ingest.ingest_files``), as an operator's bulk load
+beside the database: folders of any size, one progress bar, no tool call deadline per file and no copy
+of each file through the staging table. Files people hand to a front door go through the knowledge
+agent's ingest tool instead (``assistant.uploads``).
+"""
 
 from __future__ import annotations
 

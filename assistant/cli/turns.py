@@ -1,4 +1,8 @@
-"""CLI front doors: ``ask`` (one turn), ``parse`` (only the match), ``chat`` (a terminal chat), ``worker``."""
+"""CLI front doors: ``ask`` (one turn), ``parse`` (only the match), ``chat`` (a terminal chat), ``worker``.
+
+Every turn here, typed or spoken, goes through ``Kommandant.handle`` and is shown by one terminal
+renderer (``Terminal``), which also asks the person at the keyboard to decide approvals.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +10,33 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from assistant.cli.console import console, err_console, fail, load_settings, run
+from assistant.cli.console import RoleOption, console, err_console, fail, load_settings, role_of, run
 from assistant.events import (
     ApprovalRequired,
     ApprovalResolved,
     Event,
     Failed,
+    Heard,
     IntentRecognized,
     ReplyDone,
+    Role,
     ToolFinished,
     ToolStarted,
     Turn,
 )
-from settings import Settings
+from assistant.result import TurnResult, collect
+
+if TYPE_CHECKING:
+    from assistant.kommandant import Kommandant
+    from intents import LiveLists
 
 
 def parse(
@@ -34,16 +46,37 @@ def parse(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON (one line per utterance with '-').")
     ] = False,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline", help="Templates only: no database, so no live bot, schedule or reminder names."
+        ),
+    ] = False,
+    heard: Annotated[
+        bool,
+        typer.Option("--heard", help="Read it as a speech transcript: misheard commands are corrected."),
+    ] = False,
+    user: Annotated[str, typer.Option(help="Whose reminders count as live names.")] = "local",
 ) -> None:
-    """Print what an utterance means: [{"tool", "arguments", "confidence", "source"}], [] for no match."""
-    settings = Settings()
+    """Print what an utterance means: [{"tool", "arguments", "confidence", "source"}], [] for no match.
+
+    It answers what a turn would: live names (bots, schedules, your reminders) come from the configured
+    or embedded database unless --offline.
+    """
+    settings = load_settings()
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
     from intents import Recognizer
     from tools import builtin_catalog
 
     recognizer = Recognizer(builtin_catalog(), timezone=settings.timezone)
+    lists = None if offline else run(_live_lists(settings, user))
+    recognize = recognizer.recognize_heard if heard else recognizer.recognize
     lines = (line.rstrip("\n") for line in sys.stdin) if text == "-" else iter([text])
     for line in lines:
-        matches = [m.to_json() for m in recognizer.recognize(line)]
+        now = datetime.now(ZoneInfo(settings.timezone))
+        matches = [m.to_json() for m in recognize(line, lists=lists, now=now)]
         if as_json or text == "-":
             sys.stdout.write(json.dumps(matches, ensure_ascii=False) + "\n")
             sys.stdout.flush()
@@ -57,8 +90,18 @@ def parse(
                 )
 
 
-def _print_event(event: Event) -> None:
-    if isinstance(event, IntentRecognized):
+async def _live_lists(settings: Any, user: str) -> LiveLists:
+    from assistant.kommandant import live_lists
+    from storage import Database
+
+    async with Database.from_settings(settings) as database:
+        return await live_lists(database.sessionmaker, user)
+
+
+def _print_event(event: Event | Heard) -> None:
+    if isinstance(event, Heard):
+        console.print(f"[bold]you>[/] {escape(event.text or '…')}")
+    elif isinstance(event, IntentRecognized):
         err_console.print(f"[dim]→ {event.tool} {escape(json.dumps(event.arguments, ensure_ascii=False))}[/]")
     elif isinstance(event, ApprovalRequired):
         err_console.print(
@@ -78,39 +121,50 @@ def _print_event(event: Event) -> None:
         console.print(escape(event.text), highlight=False)
 
 
-async def _confirm(kommandant: Any, event: ApprovalRequired, turn: Turn) -> None:
-    """In a terminal, the person at the keyboard decides; elsewhere the turn waits for another channel."""
-    if not sys.stdin.isatty():
-        err_console.print(f"Waiting for approval {event.approval_id} from the web chat or another channel…")
-        return
-    answer = await asyncio.to_thread(input, f"Run {event.tool} {json.dumps(event.arguments)}? [y/N] ")
-    await kommandant.decide(
-        event.approval_id,
-        approve=answer.strip().lower() in {"y", "yes"},
-        user=turn.user,
-        role=turn.role,
-        channel=turn.channel,
-        thread=turn.thread,
-    )
+@dataclass(frozen=True, slots=True)
+class Terminal:
+    """The terminal as a front door: who is at the keyboard, and whether to print events as they come.
 
+    ``run`` shows a turn's events (typed or spoken) and folds them into a ``TurnResult``; an approval is
+    asked at the keyboard when there is one, else the turn waits for another channel to decide.
+    """
 
-async def run_turn(kommandant: Any, turn: Turn, *, show: bool) -> dict[str, Any]:
-    """Run one turn; print events as they come when ``show``; return its JSON summary."""
-    summary: dict[str, Any] = {"text": turn.text, "intents": [], "tools": [], "approvals": [], "reply": ""}
-    async for event in kommandant.handle(turn):
-        if show:
+    kommandant: Kommandant
+    user: str
+    role: Role
+    channel: str
+    thread: str | None = None
+    show: bool = True
+
+    def turn(self, text: str) -> Turn:
+        """A typed turn from this person."""
+        return Turn(text=text, user=self.user, channel=self.channel, thread=self.thread, role=self.role)
+
+    async def run(self, events: AsyncIterator[Event | Heard]) -> TurnResult:
+        """Show and fold one turn's events."""
+        return await collect(events, self._on_event)
+
+    async def _on_event(self, event: Event | Heard) -> None:
+        if self.show:
             _print_event(event)
-        if isinstance(event, IntentRecognized):
-            summary["intents"].append(event.to_json())
-        elif isinstance(event, ToolFinished):
-            summary["tools"].append(event.to_json())
-        elif isinstance(event, ApprovalResolved):
-            summary["approvals"].append(event.to_json())
-        elif isinstance(event, ReplyDone):
-            summary["reply"] = event.text
         if isinstance(event, ApprovalRequired):
-            await _confirm(kommandant, event, turn)
-    return summary
+            await self._confirm(event)
+
+    async def _confirm(self, event: ApprovalRequired) -> None:
+        if not sys.stdin.isatty():
+            err_console.print(
+                f"Waiting for approval {event.approval_id} from the web chat or another channel…"
+            )
+            return
+        answer = await asyncio.to_thread(input, f"Run {event.tool} {json.dumps(event.arguments)}? [y/N] ")
+        await self.kommandant.decide(
+            event.approval_id,
+            approve=answer.strip().lower() in {"y", "yes"},
+            user=self.user,
+            role=self.role,
+            channel=self.channel,
+            thread=self.thread,
+        )
 
 
 def ask(
@@ -121,6 +175,7 @@ def ask(
         bool, typer.Option("--json", help="Print intents, tools, results and reply as JSON.")
     ] = False,
     user: Annotated[str, typer.Option(help="Who is asking.")] = "local",
+    role: RoleOption = "admin",
     audio: Annotated[
         Path | None, typer.Option("--audio", help="Say it instead: a recording (WAV, FLAC, OGG, MP3).")
     ] = None,
@@ -129,57 +184,51 @@ def ask(
     settings = load_settings()
     if (text is None) == (audio is None):
         fail("Give the command as text or as --audio FILE (one of the two).")
+    who = role_of(role)
 
     async def go() -> dict[str, Any]:
         from assistant.runtime import Runtime
 
         async with Runtime(settings) as rt:
             assert rt.kommandant is not None
-            if audio is not None:
-                return await _run_voice_turn(rt.kommandant, settings, audio, user, show=not as_json)
-            turn = Turn(text=text or "", user=user, channel="cli")
-            return await run_turn(rt.kommandant, turn, show=not as_json)
+            terminal = Terminal(
+                rt.kommandant, user, who, channel="cli" if audio is None else "voice", show=not as_json
+            )
+            if audio is None:
+                turn = terminal.turn(text or "")
+                result = await terminal.run(rt.kommandant.handle(turn))
+                return {"text": turn.text, **result.model_dump(mode="json")}
+            result = await _spoken_turn(terminal, settings, audio)
+            return {"text": result.heard, **result.model_dump(mode="json")}
 
     result = run(go())
     if as_json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
 
 
-async def _run_voice_turn(
-    kommandant: Any, settings: Settings, audio: Path, user: str, *, show: bool
-) -> dict[str, Any]:
-    """``ask --audio``: transcribe the recording, then the normal turn; the summary adds the transcript."""
-    from assistant.speech import Heard, VoiceTurns
-    from voice import VoiceError, normalize_transcript
+async def _spoken_turn(terminal: Terminal, settings: Any, audio: Path) -> TurnResult:
+    """``ask --audio``: the spoken entrance (transcript -> turn, read-back, approvals) on a recording."""
+    from assistant.speech import VoiceTurns
+    from voice import VoiceError
 
-    voice = VoiceTurns(settings, kommandant)
+    voice = VoiceTurns(settings, terminal.kommandant)
     try:
-        transcript = await voice.transcribe(await voice.decode(audio), user=user)
+        samples = await voice.decode(audio)
+        transcript = await voice.transcribe(samples, user=terminal.user)
     except VoiceError as err:
         fail(str(err))
-    text = normalize_transcript(transcript.text)
-    if show:
-        err_console.print(f"[dim]heard: {escape(text or '…')}[/]")
-
-    class Spoken:
-        """The Kommandant as ``run_turn`` sees it, with the turn coming from the transcript."""
-
-        decide = kommandant.decide
-
-        @staticmethod
-        async def handle(turn: Turn) -> Any:
-            async for event in voice.handle(transcript, user=turn.user, channel=turn.channel):
-                if not isinstance(event, Heard):
-                    yield event
-
-    summary = await run_turn(Spoken(), Turn(text=text, user=user, channel="voice"), show=show)
-    summary["transcript"] = transcript.to_json()
-    return summary
+    events = voice.handle(
+        transcript, user=terminal.user, role=terminal.role, channel=terminal.channel, thread=terminal.thread
+    )
+    return await terminal.run(events)
 
 
-def chat(user: Annotated[str, typer.Option(help="Who is chatting.")] = "local") -> None:
+def chat(
+    user: Annotated[str, typer.Option(help="Who is chatting.")] = "local", role: RoleOption = "admin"
+) -> None:
     """A terminal chat. Reminders appear as they fall due. Ctrl-D or 'exit' ends it."""
     settings = load_settings()
+    who = role_of(role)
 
     async def go() -> None:
         from agents import fired_topic
@@ -187,6 +236,7 @@ def chat(user: Annotated[str, typer.Option(help="Who is chatting.")] = "local") 
 
         async with Runtime(settings, warm_embeddings=True) as rt:
             assert rt.kommandant is not None and rt.services is not None
+            terminal = Terminal(rt.kommandant, user, who, channel="cli")
             console.print("[bold]Kommandant[/] — type a command, 'exit' to leave.")
             async with rt.services.bus.subscribe(fired_topic("cli")) as fired:
                 notifier = asyncio.create_task(_notify(fired, user))
@@ -198,7 +248,7 @@ def chat(user: Annotated[str, typer.Option(help="Who is chatting.")] = "local") 
                             break
                         if line.strip().lower() in {"exit", "quit"}:
                             break
-                        await run_turn(rt.kommandant, Turn(text=line, user=user, channel="cli"), show=True)
+                        await terminal.run(rt.kommandant.handle(terminal.turn(line)))
                 finally:
                     notifier.cancel()
 
@@ -257,7 +307,7 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        embeds = bool({"memory", "knowledge"} & set(names))  # only these agents' tools embed text
+        embeds = any(BUILTIN_AGENTS[name].embeds_text() for name in names)
         async with Runtime(settings, agents=names, warm_embeddings=embeds) as rt, AsyncExitStack() as bridges:
             assert rt.services is not None
             served = list(names)

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal, cast
 import typer
 from rich.markup import escape
 
-from assistant.cli.console import console, err_console, fail, load_settings, run
+from assistant.cli.console import RoleOption, console, err_console, fail, load_settings, role_of, run
+from assistant.cli.turns import Terminal
 
 Engine = Literal["whisper", "vosk", "vosk+whisper"]
 CHUNK_SECONDS = 0.1
@@ -127,21 +128,26 @@ def listen(
     ] = False,
     speak: Annotated[bool, typer.Option(help="Speak the replies.")] = False,
     user: Annotated[str, typer.Option(help="Who is speaking.")] = "local",
+    role: RoleOption = "admin",
 ) -> None:
-    """Talk to Kommandant through the microphone; silence ends each command. Ctrl-C stops."""
+    """Talk to Kommandant through the microphone; silence ends each command. Ctrl-C stops.
+
+    Unsure commands are read back ("Did you mean …?"), and dangerous ones ask for approval at the
+    keyboard, as in ``kommandant chat``.
+    """
     settings = load_settings()
     recorder = _recorder()
+    who = role_of(role)
 
     async def go() -> None:
-        from assistant.cli.turns import _print_event
-        from assistant.events import ReplyDone
         from assistant.runtime import Runtime
-        from assistant.speech import Heard, VoiceTurns
+        from assistant.speech import VoiceTurns
         from voice import create_synthesizer, speak_sentences, wav_bytes
 
         async with Runtime(settings) as rt:
             assert rt.kommandant is not None
             voice = VoiceTurns(settings, rt.kommandant)
+            terminal = Terminal(rt.kommandant, user, who, channel="voice")
             synthesizer = await asyncio.to_thread(create_synthesizer, voice.config) if speak else None
             await voice.transcriber()
             while True:
@@ -152,14 +158,12 @@ def listen(
                 listener = await voice.listener(rate=16_000, user=user)
                 await _record(recorder, listener, push_to_talk)
                 transcript = await listener.finish()
-                async for event in voice.handle(transcript, user=user, channel="voice"):
-                    if isinstance(event, Heard):
-                        console.print(f"[bold]you>[/] {escape(event.text or '…')}")
-                        continue
-                    _print_event(event)
-                    if synthesizer is not None and isinstance(event, ReplyDone):
-                        async for speech in speak_sentences(synthesizer, event.text):
-                            await asyncio.to_thread(_play, _player(), wav_bytes(speech.samples, speech.rate))
+                result = await terminal.run(
+                    voice.handle(transcript, user=user, role=who, channel=terminal.channel)
+                )
+                if synthesizer is not None and result.reply:
+                    async for speech in speak_sentences(synthesizer, result.reply):
+                        await asyncio.to_thread(_play, _player(), wav_bytes(speech.samples, speech.rate))
 
     from voice import VoiceError
 

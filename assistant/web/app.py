@@ -17,10 +17,12 @@ from chainlit.oauth_providers import get_configured_oauth_providers
 from chainlit.types import ThreadDict
 
 from assistant import policy
-from assistant.events import ReplyDelta, ToolFinished, Turn
+from assistant.events import Turn
+from assistant.reads import ToolReadError, read_model
 from assistant.web.auth import LOCAL_USER, Identity
 from assistant.web.render import (
     APPROVE_ACTION,
+    CHANNEL,
     IDENTITY_KEY,
     LLM_KEY,
     SPEAK_KEY,
@@ -31,6 +33,10 @@ from assistant.web.render import (
 )
 from assistant.web.server import chat_history, kommandant, runtime, web_auth
 from assistant.web.uploads import ingest_uploads, uploaded_files
+from tools.builtin import approvals as approval_tools
+from tools.builtin import system as system_tools
+from tools.builtin.approvals import ApprovalList
+from tools.builtin.system import SystemStatus
 
 LLM_OFF = "off (templates only)"
 STATUS_COMMAND = "Status"
@@ -200,50 +206,59 @@ async def on_message(message: cl.Message) -> None:
         return
     files = uploaded_files(message)
     if files:
+        settings = runtime().settings
         await ingest_uploads(
-            runtime(), files, user=identity.user, max_files=runtime().settings.web_upload_max_files
+            kommandant(),
+            files,
+            _turn(identity, "[upload]"),
+            max_files=settings.web_upload_max_files,
+            max_bytes=settings.ingest_max_file_bytes,
         )
         if not (message.content or "").strip():
             return
     await render_turn(runtime(), message)
 
 
+def _turn(identity: Identity, text: str) -> Turn:
+    """A turn of this session's person for a button, a command or an upload (same policy and audit)."""
+    thread = cl.context.session.thread_id
+    return Turn(text=text, user=identity.user, channel=CHANNEL, thread=thread, role=identity.role)
+
+
 async def _show_pending(identity: Identity) -> int:
-    """Approvals waiting in any channel, decidable here by people who may approve."""
+    """Approvals waiting in any channel, read through the approvals listing tool and decidable here by
+    people who may approve."""
     if not policy.may_approve(identity.role):
         return 0
-    return await show_pending_approvals(await kommandant().approvals.pending())
+    turn = _turn(identity, f"/{APPROVALS_COMMAND}")
+    try:
+        listed = await read_model(kommandant(), approval_tools.LIST, {}, turn, ApprovalList)
+    except ToolReadError as err:
+        await cl.Message(content=str(err)).send()
+        return 0
+    return await show_pending_approvals(listed.approvals)
 
 
 async def _show_status(identity: Identity) -> None:
-    """Agent status in the side panel, through the ``system_status`` tool (same policy and audit)."""
-    komm = kommandant()
-    turn = Turn(
-        text="/Status",
-        user=identity.user,
-        channel="web",
-        thread=cl.context.session.thread_id,
-        role=identity.role,
-    )
-    tool = komm.services.catalog.get("system_status")
-    text, table = "", ""
-    async for event in komm.run_tool(tool, {}, turn):
-        if isinstance(event, ReplyDelta):
-            text = event.text
-        elif isinstance(event, ToolFinished) and event.structured:
-            table = _status_table(event.structured)
+    """Agent status in the side panel, through the status tool (same policy and audit)."""
+    turn = _turn(identity, f"/{STATUS_COMMAND}")
+    try:
+        status = await read_model(kommandant(), system_tools.STATUS, {}, turn, SystemStatus)
+    except ToolReadError as err:
+        await cl.Message(content=str(err)).send()
+        return
     await cl.ElementSidebar.set_title("Agents")
-    await cl.ElementSidebar.set_elements([cl.Text(name="Agent status", content=table or text)])
-    await cl.Message(content=text).send()
+    await cl.ElementSidebar.set_elements([cl.Text(name="Agent status", content=_status_table(status))])
+    await cl.Message(content=status.summary()).send()
 
 
-def _status_table(structured: dict[str, Any]) -> str:
+def _status_table(status: SystemStatus) -> str:
     rows = ["| agent | state | replicas | last heartbeat | tools |", "|---|---|---|---|---|"]
-    for agent in structured.get("agents", []):
+    for agent in status.agents:
+        heartbeat = agent.last_heartbeat.isoformat() if agent.last_heartbeat else "—"
         rows.append(
-            f"| {agent.get('name', '?')} | {'up' if agent.get('alive') else 'down'} "
-            f"| {agent.get('instances', 0)} | {agent.get('last_heartbeat') or '—'} "
-            f"| {', '.join(agent.get('tools') or [])} |"
+            f"| {agent.name} | {'up' if agent.alive else 'down'} | {agent.instances} "
+            f"| {heartbeat} | {', '.join(agent.tools)} |"
         )
     return "\n".join(rows)
 
@@ -258,7 +273,7 @@ async def on_decide(action: cl.Action) -> None:
         approve=approve,
         user=identity.user,
         role=identity.role,
-        channel="web",
+        channel=CHANNEL,
         thread=cl.context.session.thread_id,
     )
     await action.remove()

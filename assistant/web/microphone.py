@@ -2,8 +2,9 @@
 
 The browser streams PCM16 at ``[features.audio] sample_rate`` (24 kHz). Each chunk goes to a
 ``voice.Listener``: Vosk partials (with ``KOMMANDANT_STT=vosk+whisper``) show live while the person
-speaks, Silero VAD ends the utterance, and the final transcript is shown as the person's message and run
-through ``render_turn`` like typed text. The microphone stays open: the next utterance starts at once.
+speaks, Silero VAD ends the utterance, and the final transcript goes through the spoken entrance
+(``render_spoken``): shown as the person's message, then run and shown like typed text. The microphone
+stays open: the next utterance starts at once.
 Spoken replies (the "Spoken replies" switch, ``speak_replies``) stream sentence by sentence.
 """
 
@@ -14,10 +15,10 @@ import logging
 
 import chainlit as cl
 
-from assistant.web.render import SPEAK_KEY, render_turn, session_identity
+from assistant.web.render import render_spoken, session_identity
 from assistant.web.server import runtime
-from assistant.web.speak import LIVE_KEY, sample_rate, speak_reply, voice_turns
-from voice import Listener, VoiceError, normalize_transcript
+from assistant.web.speak import LIVE_KEY, sample_rate, voice_turns
+from voice import Listener, VoiceError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ async def on_audio_start() -> bool:
     async with lock:
         try:
             await _new_listener()
-        except VoiceError as err:
+        except (VoiceError, PermissionError) as err:
             cl.user_session.set(LOCK_KEY, None)
             await cl.ErrorMessage(content=str(err)).send()
             return False
@@ -112,18 +113,12 @@ async def _drop_partial() -> None:
 
 
 async def _run_utterance(listener: Listener) -> None:
-    """Final transcript -> shown as the person's message -> the normal turn -> spoken reply if enabled."""
+    """Final transcript -> the spoken entrance (shown as the person's message, then the turn) -> spoken
+    reply if enabled."""
     try:
         transcript = await listener.finish()
     except VoiceError as err:
         await cl.ErrorMessage(content=str(err)).send()
         return
     await _drop_partial()
-    text = normalize_transcript(transcript.text)
-    if not text:
-        await cl.Message(content="I didn't hear anything I could make out; please say it again.").send()
-        return
-    await cl.Message(content=text, author=session_identity().user, type="user_message").send()
-    reply = await render_turn(runtime(), text, speech_confidence=transcript.confidence)
-    if reply and cl.user_session.get(SPEAK_KEY):
-        await speak_reply(reply)
+    await render_spoken(runtime(), transcript)

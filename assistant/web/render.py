@@ -1,8 +1,9 @@
 """Render one turn's events in Chainlit: tool calls as steps, approvals as buttons, the reply streamed.
 
-``render_turn`` is the one place a web turn is run; the voice chat (``assistant/web/microphone.py``) calls
-it with a transcript. The signed-in person comes from ``cl.user_session`` (``"identity"``, set by
-``app.py`` at chat start), so every caller gets the same user, role and policy.
+``render_turn`` runs a typed turn and ``render_spoken`` a spoken one (the microphone,
+``assistant/web/microphone.py``, through the spoken entrance); both show the events the same way. The
+signed-in person comes from ``cl.user_session`` (``"identity"``, set by ``app.py`` at chat start), so
+every caller gets the same user, role and policy.
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import chainlit as cl
 
 from assistant.events import (
     ApprovalRequired,
     ApprovalResolved,
+    Event,
     Failed,
+    Heard,
     IntentRecognized,
     ReplyDelta,
     ReplyDone,
@@ -28,11 +32,16 @@ from assistant.events import (
     ToolStarted,
     Turn,
 )
-from assistant.web.auth import LOCAL_USER, Identity
-from storage.records import ApprovalRecord
+from assistant.web.auth import Identity
+from assistant.web.speak import speak_reply, voice_turns
+from tools.builtin.approvals import ApprovalInfo
+
+if TYPE_CHECKING:
+    from voice import Transcript
 
 log = logging.getLogger(__name__)
 
+CHANNEL = "web"
 IDENTITY_KEY = "identity"
 SPEAK_KEY = "speak_replies"
 LLM_KEY = "llm_model"
@@ -41,11 +50,15 @@ APPROVE_ACTION = "decide_approval"
 
 
 def session_identity() -> Identity:
-    """The person of this chat session (``app.py`` stores it at chat start and resume)."""
+    """The person of this chat session (``app.py`` stores it at chat start, resume and every message).
+
+    Fails closed: a session without a signed-in person (never opened, or their account was removed)
+    raises ``PermissionError`` instead of acting as anyone.
+    """
     identity = cl.user_session.get(IDENTITY_KEY)
     if isinstance(identity, Identity):
         return identity
-    return Identity(LOCAL_USER, "admin", "auto")
+    raise PermissionError("This chat session has no signed-in person; reload the page and sign in.")
 
 
 @dataclass
@@ -60,43 +73,61 @@ class _TurnView:
     streamed: bool = False
 
 
-async def render_turn(runtime: Any, message: cl.Message | str, **turn_fields: Any) -> str:
-    """Run one turn through ``Kommandant.handle`` and show it; returns the whole reply text.
+async def render_turn(runtime: Any, message: cl.Message) -> str:
+    """Run one typed turn through ``Kommandant.handle`` and show it; returns the whole reply text.
 
-    ``message``: the person's ``cl.Message`` (typed) or a transcript (voice). ``turn_fields``: extra
-    ``Turn`` fields such as ``speech_confidence``; ``llm_model`` defaults to the chat setting. A typed
-    turn's reply is spoken when the person switched "Spoken replies" on (``speak_replies`` in the user
+    The reply is spoken when the person switched "Spoken replies" on (``speak_replies`` in the user
     session).
     """
     identity = session_identity()
-    text = message if isinstance(message, str) else (message.content or "")
-    turn_fields.setdefault("llm_model", cl.user_session.get(LLM_KEY))
     turn = Turn(
-        text=text,
+        text=message.content or "",
         user=identity.user,
-        channel="web",
+        channel=CHANNEL,
         thread=cl.context.session.thread_id,
         role=identity.role,
-        **turn_fields,
+        llm_model=cl.user_session.get(LLM_KEY),
     )
+    return await _render(runtime, runtime.kommandant.handle(turn), identity)
+
+
+async def render_spoken(runtime: Any, transcript: Transcript) -> str:
+    """Run one spoken turn through the spoken entrance (``VoiceTurns.handle``: the heard text shown as
+    the person's message, an unsure command read back, approvals as for typed text) and show it."""
+    identity = session_identity()
+    events = voice_turns().handle(
+        transcript,
+        user=identity.user,
+        role=identity.role,
+        channel=CHANNEL,
+        thread=cl.context.session.thread_id,
+        llm_model=cl.user_session.get(LLM_KEY),
+    )
+    return await _render(runtime, events, identity)
+
+
+async def _render(runtime: Any, events: AsyncIterator[Event | Heard], identity: Identity) -> str:
     view = _TurnView()
     reply_text = ""
     try:
-        async for event in runtime.kommandant.handle(turn):
+        async for event in events:
             if isinstance(event, ReplyDone):
                 reply_text = event.text
                 await _finish_reply(view, event)
+            elif isinstance(event, Heard):
+                if event.text:
+                    await cl.Message(content=event.text, author=identity.user, type="user_message").send()
             else:
-                await _show(runtime, view, event, turn)
+                await _show(runtime, view, event, identity)
     finally:
         for task in view.asks.values():
             task.cancel()
-    if not isinstance(message, str) and reply_text and cl.user_session.get(SPEAK_KEY):
+    if reply_text and cl.user_session.get(SPEAK_KEY):
         await _speak(reply_text)
     return reply_text
 
 
-async def _show(runtime: Any, view: _TurnView, event: Any, turn: Turn) -> None:
+async def _show(runtime: Any, view: _TurnView, event: Event, identity: Identity) -> None:
     if isinstance(event, IntentRecognized):
         view.intents[event.tool] = event
     elif isinstance(event, ToolStarted):
@@ -119,7 +150,7 @@ async def _show(runtime: Any, view: _TurnView, event: Any, turn: Turn) -> None:
         await _finish_step(view, event)
     elif isinstance(event, ApprovalRequired):
         view.asks[event.approval_id] = asyncio.create_task(
-            _ask_approval(runtime.kommandant, event, turn, view.answered)
+            _ask_approval(runtime.kommandant, event, identity, view.answered)
         )
     elif isinstance(event, ApprovalResolved):
         task = view.asks.pop(event.approval_id, None)
@@ -165,22 +196,20 @@ async def _finish_reply(view: _TurnView, event: ReplyDone) -> None:
     await (reply.update() if view.streamed else reply.send())
 
 
-def approval_text(record: ApprovalRecord | ApprovalRequired) -> str:
+def approval_text(record: ApprovalInfo | ApprovalRequired) -> str:
     """The sentence shown above Approve / Reject: the tool, its exact arguments, who asked, the expiry."""
-    if isinstance(record, ApprovalRequired):
-        tool, arguments, who, expires = record.tool, record.arguments, record.requested_by, record.expires_at
-        short, where = record.approval_id[:8], ""
-    else:
-        tool, arguments, who, expires = record.tool, record.arguments, record.requested_by, record.expires_at
-        short, where = str(record.id)[:8], f" on {record.channel}"
+    short = (record.approval_id if isinstance(record, ApprovalRequired) else record.id)[:8]
+    tool, arguments, who, expires = record.tool, record.arguments, record.requested_by, record.expires_at
     return (
-        f"**{tool}** needs approval (`{short}`), asked by **{who}**{where}; "
+        f"**{tool}** needs approval (`{short}`), asked by **{who}**; "
         f"expires {expires.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC.\n\n"
         f"```json\n{json.dumps(arguments, ensure_ascii=False, indent=2)}\n```"
     )
 
 
-async def _ask_approval(kommandant: Any, event: ApprovalRequired, turn: Turn, answered: set[str]) -> None:
+async def _ask_approval(
+    kommandant: Any, event: ApprovalRequired, identity: Identity, answered: set[str]
+) -> None:
     """Ask with buttons in the running turn; the click is decided through ``Kommandant.decide``."""
     content = approval_text(event)
     ask = cl.AskActionMessage(
@@ -206,30 +235,31 @@ async def _ask_approval(kommandant: Any, event: ApprovalRequired, turn: Turn, an
     done = await kommandant.decide(
         event.approval_id,
         approve=approve,
-        user=turn.user,
-        role=turn.role,
-        channel=turn.channel,
-        thread=turn.thread,
+        user=identity.user,
+        role=identity.role,
+        channel=CHANNEL,
+        thread=cl.context.session.thread_id,
     )
-    ask.content = f"{content}\n\n{'Approved' if approve else 'Rejected'} by **{turn.user}**: {done.text}"
+    ask.content = f"{content}\n\n{'Approved' if approve else 'Rejected'} by **{identity.user}**: {done.text}"
     await ask.update()
 
 
-async def show_pending_approvals(approvals: list[ApprovalRecord]) -> int:
-    """Show approvals waiting in any channel, each with Approve / Reject buttons (``decide_approval``)."""
+async def show_pending_approvals(approvals: list[ApprovalInfo]) -> int:
+    """Show approvals waiting in any channel (as the approvals listing tool gave them), each with
+    Approve / Reject buttons (``decide_approval``)."""
     for record in approvals:
         await cl.Message(
             content=approval_text(record),
             actions=[
                 cl.Action(
                     name=APPROVE_ACTION,
-                    payload={"id": str(record.id), "approve": True},
+                    payload={"id": record.id, "approve": True},
                     label="Approve",
                     icon="check",
                 ),
                 cl.Action(
                     name=APPROVE_ACTION,
-                    payload={"id": str(record.id), "approve": False},
+                    payload={"id": record.id, "approve": False},
                     label="Reject",
                     icon="x",
                 ),
@@ -239,10 +269,6 @@ async def show_pending_approvals(approvals: list[ApprovalRecord]) -> int:
 
 
 async def _speak(text: str) -> None:
-    try:
-        from assistant.web.speak import speak_reply
-    except ImportError:
-        return
     try:
         await speak_reply(text)
     except Exception:

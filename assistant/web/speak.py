@@ -31,6 +31,7 @@ def voice_turns() -> VoiceTurns:
     voice = _voices.get(id(rt))
     if voice is None:
         _voices.clear()
+        assert rt.kommandant is not None
         voice = _voices[id(rt)] = VoiceTurns(rt.settings, rt.kommandant)
     return voice
 

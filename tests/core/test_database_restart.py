@@ -34,4 +34,7 @@ async def test_turns_survive_all_connections_being_dropped(runtime: Runtime) -> 
 
 async def _turn(runtime: Runtime, text_: str) -> list[object]:
     assert runtime.kommandant is not None
-    return [e async for e in runtime.kommandant.handle(Turn(text=text_))]
+    return [
+        e
+        async for e in runtime.kommandant.handle(Turn(text=text_, user="local", channel="cli", role="admin"))
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from hypothesis import HealthCheck, given
@@ -13,19 +14,22 @@ from agents import fired_topic
 from assistant.events import (
     ApprovalRequired,
     ApprovalResolved,
+    Failed,
     IntentRecognized,
     ReplyDone,
     ToolFinished,
     ToolStarted,
     Turn,
 )
+from assistant.kommandant import TURN_CRASHED
 from assistant.runtime import Runtime
 from storage.audit import AuditLog
 
 
 async def turn(rt: Runtime, text: str, **kw: Any) -> list[Any]:
     assert rt.kommandant is not None
-    return [e async for e in rt.kommandant.handle(Turn(text=text, **kw))]
+    who = {"user": "local", "channel": "cli", "role": "admin", **kw}
+    return [e async for e in rt.kommandant.handle(Turn(text=text, **who))]
 
 
 def reply(events: list[Any]) -> str:
@@ -77,7 +81,7 @@ async def _run_in_background(rt: Runtime, text: str) -> tuple[asyncio.Task[None]
 
     async def consume() -> None:
         assert rt.kommandant is not None
-        async for event in rt.kommandant.handle(Turn(text=text)):
+        async for event in rt.kommandant.handle(Turn(text=text, user="local", channel="cli", role="admin")):
             seen.append(event)
             if isinstance(event, ApprovalRequired):
                 asked.set()
@@ -109,7 +113,9 @@ async def test_rejected_dangerous_tool_never_runs(runtime: Runtime) -> None:
     task, seen, asked = await _run_in_background(runtime, "forget my editor")
     await asyncio.wait_for(asked.wait(), 5)
     approval = next(e for e in seen if isinstance(e, ApprovalRequired))
-    await runtime.kommandant.decide(approval.approval_id, approve=False, user="local")
+    await runtime.kommandant.decide(
+        approval.approval_id, approve=False, user="local", role="admin", channel="cli"
+    )
     await asyncio.wait_for(task, 10)
     assert not any(isinstance(e, ToolStarted) for e in seen)
     assert "rejected" in reply(seen)
@@ -186,8 +192,13 @@ async def test_a_megabyte_message_gets_a_clear_reply(runtime: Runtime) -> None:
         ),
     )
 )
-async def test_no_input_crashes_a_turn(db, settings, text: str) -> None:  # type: ignore[no-untyped-def]
-    async with Runtime(settings.model_copy(update={"approval_ttl": 0.2}), database=db) as rt:
-        events = await turn(rt, text)
-    assert isinstance(events[-1], ReplyDone)
-    assert not any("Traceback" in str(e) for e in events)
+async def test_no_input_crashes_a_turn(db, settings, caplog, text: str) -> None:  # type: ignore[no-untyped-def]
+    """Any text gets a real answer: one reply at the end, never the catch-all "something went wrong"
+    (which ``handle`` gives when a step raised) and nothing logged as an error."""
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        async with Runtime(settings.model_copy(update={"approval_ttl": 0.2}), database=db) as rt:
+            events = await turn(rt, text)
+    assert [type(e) for e in events].count(ReplyDone) == 1 and isinstance(events[-1], ReplyDone)
+    assert not [e for e in events if isinstance(e, Failed) and e.message == TURN_CRASHED], events
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text

@@ -49,6 +49,6 @@ def make_runtime(
 async def turn_reply(rt: Runtime, text: str, user: str = "ann") -> tuple[str, list[Event]]:
     """Run one turn; its final reply and all its events."""
     assert rt.kommandant is not None
-    events = [e async for e in rt.kommandant.handle(Turn(text=text, user=user))]
+    events = [e async for e in rt.kommandant.handle(Turn(text=text, user=user, channel="cli", role="admin"))]
     done = [e for e in events if isinstance(e, ReplyDone)]
     return done[-1].text, events

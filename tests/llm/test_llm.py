@@ -227,13 +227,19 @@ async def test_the_model_chosen_in_the_chat_is_used_and_empty_means_templates_on
     fake_llm.script = lambda r: {"content": "Chosen model speaking."}
     async with _runtime(db, tmp_path, fake_llm, "ollama") as rt:
         assert rt.kommandant is not None
-        chosen = Turn(text="tell me a joke about ducks", user="ann", llm_model="ollama_chat/qwen3")
+        chosen = Turn(
+            text="tell me a joke about ducks",
+            user="ann",
+            channel="cli",
+            role="admin",
+            llm_model="ollama_chat/qwen3",
+        )
         events = [e async for e in rt.kommandant.handle(chosen)]
         assert {r["model"] for r in fake_llm.requests} == {"qwen3"}
         assert "Chosen model speaking." in [e for e in events if isinstance(e, ReplyDone)][-1].text
 
         fake_llm.requests.clear()
-        off = Turn(text="tell me a joke about ducks", user="ann", llm_model="")
+        off = Turn(text="tell me a joke about ducks", user="ann", channel="cli", role="admin", llm_model="")
         events = [e async for e in rt.kommandant.handle(off)]
         assert fake_llm.requests == []
         assert [e for e in events if isinstance(e, ReplyDone)][-1].text.startswith("I didn't understand")

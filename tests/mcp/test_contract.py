@@ -128,7 +128,9 @@ async def test_dangerous_call_waits_for_a_person_elsewhere(client: Client, perso
     approval = await wait_for(pending)
     assert approval.requested_by == client.user and approval.channel == "mcp"
     assert not call.done()
-    decided = await person.kommandant.decide(str(approval.id), approve=True, user="boss")
+    decided = await person.kommandant.decide(
+        str(approval.id), approve=True, user="boss", role="admin", channel="web"
+    )
     assert "Approved" in decided.text
     result = await asyncio.wait_for(call, 15)
     assert not result.isError, text_of(result)
@@ -146,7 +148,7 @@ async def test_dangerous_call_rejected_elsewhere_is_a_clear_error(client: Client
         return found[0] if found else None
 
     approval = await wait_for(pending)
-    await person.kommandant.decide(str(approval.id), approve=False, user="boss")
+    await person.kommandant.decide(str(approval.id), approve=False, user="boss", role="admin", channel="web")
     result = await asyncio.wait_for(call, 15)
     assert result.isError
     assert "the approval was rejected" in text_of(result)
@@ -184,7 +186,7 @@ async def test_resources_list_and_read(client: Client) -> None:
 
     memory = await read("kommandant://memory")
     assert memory["user"] == client.user
-    assert f"my {word} is fish" in [f["content"] for f in memory["facts"]]
+    assert f"my {word} is fish" in [f["fact"] for f in memory["facts"]]
     agents = await read("kommandant://agents")
     assert "memory" in {a["name"] for a in agents["agents"]}
     audit = await read("kommandant://audit")

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from assistant.events import ApprovalRequired, IntentRecognized, ReplyDone, Turn
+from assistant.events import ApprovalRequired, Heard, IntentRecognized, ReplyDone, Turn
 from assistant.runtime import Runtime
-from assistant.speech import Heard, VoiceTurns
+from assistant.speech import VoiceTurns
 from intents import normalize
 from tests.voice.conftest import Clip
 
@@ -52,13 +52,17 @@ async def voice_turn(voice: VoiceTurns, clip: Clip, thread: str) -> tuple[list[I
     samples = await voice.decode(clip.path)
     intents: list[IntentRecognized] = []
     heard, reply = "", ""
-    async for event in voice.handle_audio(samples, user="local", channel="voice", thread=thread):
+    async for event in voice.handle_audio(
+        samples, user="local", role="admin", channel="voice", thread=thread
+    ):
         if isinstance(event, Heard):
             heard = event.text
         elif isinstance(event, IntentRecognized):
             intents.append(event)
         elif isinstance(event, ApprovalRequired):
-            await kommandant.decide(event.approval_id, approve=False, user="local", thread=thread)
+            await kommandant.decide(
+                event.approval_id, approve=False, user="local", role="admin", channel="voice", thread=thread
+            )
         elif isinstance(event, ReplyDone):
             reply = event.text
     return intents, heard, reply
@@ -72,7 +76,9 @@ async def test_spoken_commands_reach_the_right_tool(
     voice = VoiceTurns(runtime.settings, runtime.kommandant)
     right, misses = 0, []
     for index, clip in enumerate(clips[voice_name]):
-        typed = await runtime.kommandant.recognize(Turn(text=clip.text, thread=f"typed-{index}"))
+        typed = await runtime.kommandant.recognize(
+            Turn(text=clip.text, thread=f"typed-{index}", user="local", channel="cli", role="admin")
+        )
         assert typed, f"the typed command itself is not understood: {clip.text!r}"
         intents, heard, _reply = await asyncio.wait_for(voice_turn(voice, clip, f"{voice_name}-{index}"), 60)
         ok = len(intents) == len(typed) and all(
@@ -92,7 +98,14 @@ async def test_unsure_write_command_is_read_back_before_it_runs(runtime: Runtime
     assert kommandant is not None
 
     async def events(text: str, confidence: float | None = None) -> list[Any]:
-        turn = Turn(text=text, thread="confirm", channel="voice", speech_confidence=confidence)
+        turn = Turn(
+            text=text,
+            thread="confirm",
+            user="local",
+            channel="voice",
+            role="admin",
+            speech_confidence=confidence,
+        )
         return [e async for e in kommandant.handle(turn)]
 
     asked = await events("start the backup bot", 0.2)
@@ -122,6 +135,6 @@ async def test_noise_and_silence_get_a_clear_reply(runtime: Runtime) -> None:
     voice = VoiceTurns(runtime.settings, runtime.kommandant)
     rng = np.random.default_rng(11)
     for samples in (np.zeros(48_000, np.float32), rng.normal(0, 0.1, 48_000).astype(np.float32)):
-        events = [e async for e in voice.handle_audio(samples, user="local", channel="voice")]
+        events = [e async for e in voice.handle_audio(samples, user="local", role="admin", channel="voice")]
         assert not any(isinstance(e, IntentRecognized) for e in events)
         assert isinstance(events[-1], ReplyDone) and "didn't hear anything" in events[-1].text

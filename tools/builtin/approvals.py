@@ -64,21 +64,22 @@ class ApprovalDecision(ToolOutput):
         return f"{verb} {self.approval.tool} ({self.approval.id})."
 
 
-TOOLS = (
-    ToolDefinition(
-        name="approvals_list",
-        description="List the dangerous tool calls waiting for a person's approval.",
-        agent=AGENT,
-        input_model=ApprovalsListInput,
-        output_model=ApprovalList,
-        risk=Risk.READ,
-    ),
-    ToolDefinition(
-        name="approvals_decide",
-        description="Approve or reject a pending approval by id.",
-        agent=AGENT,
-        input_model=ApprovalsDecideInput,
-        output_model=ApprovalDecision,
-        risk=Risk.WRITE,
-    ),
+LIST = ToolDefinition(
+    name="approvals_list",
+    description="List the dangerous tool calls waiting for a person's approval.",
+    agent=AGENT,
+    input_model=ApprovalsListInput,
+    output_model=ApprovalList,
+    risk=Risk.READ,
 )
+DECIDE = ToolDefinition(
+    name="approvals_decide",
+    description="Approve or reject a pending approval by id.",
+    agent=AGENT,
+    input_model=ApprovalsDecideInput,
+    output_model=ApprovalDecision,
+    risk=Risk.WRITE,
+    decides_approvals=True,
+)
+
+TOOLS = (LIST, DECIDE)

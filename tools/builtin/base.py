@@ -9,9 +9,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from tools.facts import PRIVATE, EntityKind, Names
+
 __all__ = [
     "ApprovalId",
     "BotName",
+    "NewScheduleName",
     "Query",
     "ScheduleName",
     "ShortText",
@@ -23,24 +26,28 @@ __all__ = [
 ]
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-"""A one-line piece of text a person typed or said (a fact, a reminder, a command sentence)."""
+"""A one-line piece of text a person typed or said (a fact, a reminder, a command sentence): free text."""
 
-Query = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-"""Words to search for."""
+Query = Annotated[ShortText, PRIVATE]
+"""Words to search for; private: the audit trail keeps a hash only."""
 
-BotName = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.\-]*$"
-    ),
-]
+_NAME = StringConstraints(
+    strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.\-]*$"
+)
+
+BotName = Annotated[str, _NAME, Names(EntityKind.BOT)]
 """A registered bot's name: letters, digits, spaces, '_', '.', '-'."""
 
-ScheduleName = BotName
-"""A schedule's name; the same alphabet as bot names."""
+ScheduleName = Annotated[str, _NAME, Names(EntityKind.SCHEDULE)]
+"""An existing schedule's name; the same alphabet as bot names."""
+
+NewScheduleName = Annotated[str, _NAME, Names(EntityKind.SCHEDULE, creates=True)]
+"""The name of a schedule being created."""
 
 ApprovalId = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$"),
+    Names(EntityKind.APPROVAL),
 ]
 """The id of a pending approval (a UUID or a short prefix of one)."""
 

@@ -120,15 +120,15 @@ def _definition(
     )
 
 
-TOOLS = (
-    _definition(
-        "bots_list", "List the registered bots and whether they run.", BotsListInput, BotList, Risk.READ
-    ),
-    _definition("bots_start", "Start a registered bot.", BotNameInput, BotActionResult, Risk.WRITE),
-    _definition("bots_stop", "Stop a running bot.", BotNameInput, BotActionResult, Risk.DANGEROUS),
-    _definition("bots_restart", "Restart a bot.", BotNameInput, BotActionResult, Risk.WRITE),
-    _definition(
-        "bots_status", "Status of one bot, or of all bots.", BotStatusInput, BotStatusResult, Risk.READ
-    ),
-    _definition("bots_logs", "The last lines a bot wrote to its log.", BotLogsInput, BotLogs, Risk.READ),
+LIST = _definition(
+    "bots_list", "List the registered bots and whether they run.", BotsListInput, BotList, Risk.READ
 )
+START = _definition("bots_start", "Start a registered bot.", BotNameInput, BotActionResult, Risk.WRITE)
+STOP = _definition("bots_stop", "Stop a running bot.", BotNameInput, BotActionResult, Risk.DANGEROUS)
+RESTART = _definition("bots_restart", "Restart a bot.", BotNameInput, BotActionResult, Risk.WRITE)
+STATUS = _definition(
+    "bots_status", "Status of one bot, or of all bots.", BotStatusInput, BotStatusResult, Risk.READ
+)
+LOGS = _definition("bots_logs", "The last lines a bot wrote to its log.", BotLogsInput, BotLogs, Risk.READ)
+
+TOOLS = (LIST, START, STOP, RESTART, STATUS, LOGS)

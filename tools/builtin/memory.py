@@ -29,7 +29,13 @@ class RecallInput(ToolInput):
 class ForgetInput(ToolInput):
     """Forget the remembered facts that match a query."""
 
-    query: Query = Field(description="Which facts to forget, e.g. 'my editor'.")
+    query: ShortText = Field(description="Which facts to forget, e.g. 'my editor'.")
+
+
+class MemoryListInput(ToolInput):
+    """List the facts remembered about the caller."""
+
+    limit: int = Field(default=50, ge=1, le=200, description="How many facts, newest first (1..200).")
 
 
 class MemoryFact(ToolOutput):
@@ -86,29 +92,54 @@ class ForgetResult(ToolOutput):
         return f"Forgot {len(self.forgotten)} facts."
 
 
-TOOLS = (
-    ToolDefinition(
-        name="memory_remember",
-        description="Remember a fact the person tells you (preferences, names, where things are).",
-        agent=AGENT,
-        input_model=RememberInput,
-        output_model=RememberResult,
-        risk=Risk.WRITE,
-    ),
-    ToolDefinition(
-        name="memory_recall",
-        description="Recall remembered facts that answer a question or match a query.",
-        agent=AGENT,
-        input_model=RecallInput,
-        output_model=RecallResult,
-        risk=Risk.READ,
-    ),
-    ToolDefinition(
-        name="memory_forget",
-        description="Forget (delete) remembered facts that match a query.",
-        agent=AGENT,
-        input_model=ForgetInput,
-        output_model=ForgetResult,
-        risk=Risk.DANGEROUS,
-    ),
+class MemoryList(ToolOutput):
+    """The facts remembered about the caller (never anyone else's), newest first."""
+
+    facts: list[MemoryFact] = Field(default_factory=list, description="Current facts, newest first.")
+
+    def summary(self) -> str:
+        if not self.facts:
+            return "I don't remember anything about you yet."
+        count = len(self.facts)
+        shown = " ".join(fact.summary() for fact in self.facts[:5])
+        more = f" (and {count - 5} more)" if count > 5 else ""
+        return f"I remember {count} fact{'s' if count > 1 else ''} about you: {shown}{more}"
+
+
+REMEMBER = ToolDefinition(
+    name="memory_remember",
+    description="Remember a fact the person tells you (preferences, names, where things are).",
+    agent=AGENT,
+    input_model=RememberInput,
+    output_model=RememberResult,
+    risk=Risk.WRITE,
+    embeds=True,
 )
+RECALL = ToolDefinition(
+    name="memory_recall",
+    description="Recall remembered facts that answer a question or match a query.",
+    agent=AGENT,
+    input_model=RecallInput,
+    output_model=RecallResult,
+    risk=Risk.READ,
+    embeds=True,
+)
+FORGET = ToolDefinition(
+    name="memory_forget",
+    description="Forget (delete) remembered facts that match a query.",
+    agent=AGENT,
+    input_model=ForgetInput,
+    output_model=ForgetResult,
+    risk=Risk.DANGEROUS,
+)
+
+LIST = ToolDefinition(
+    name="memory_list",
+    description="List the facts remembered about the person asking, newest first.",
+    agent=AGENT,
+    input_model=MemoryListInput,
+    output_model=MemoryList,
+    risk=Risk.READ,
+)
+
+TOOLS = (REMEMBER, RECALL, LIST, FORGET)

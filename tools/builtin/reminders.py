@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field
 
 from tools.builtin.base import ShortText, ToolInput, ToolOutput, sentence, when_text
 from tools.definition import Risk, ToolDefinition
+from tools.facts import EntityKind, Names
 
 AGENT = "reminders"
 
@@ -26,7 +27,9 @@ class RemindersListInput(ToolInput):
 class ReminderCancelInput(ToolInput):
     """Cancel one reminder."""
 
-    reminder: ShortText = Field(description="The reminder's id, or words from its text, e.g. 'call mom'.")
+    reminder: Annotated[ShortText, Names(EntityKind.REMINDER)] = Field(
+        description="The reminder's id, or words from its text, e.g. 'call mom'."
+    )
 
 
 class ReminderInfo(ToolOutput):
@@ -73,29 +76,29 @@ class ReminderCancelled(ToolOutput):
         return f"Cancelled the reminder to {self.reminder.text}."
 
 
-TOOLS = (
-    ToolDefinition(
-        name="reminders_create",
-        description="Create a reminder: what to remind the person of, and when.",
-        agent=AGENT,
-        input_model=ReminderCreateInput,
-        output_model=ReminderCreated,
-        risk=Risk.WRITE,
-    ),
-    ToolDefinition(
-        name="reminders_list",
-        description="List the person's pending reminders.",
-        agent=AGENT,
-        input_model=RemindersListInput,
-        output_model=ReminderList,
-        risk=Risk.READ,
-    ),
-    ToolDefinition(
-        name="reminders_cancel",
-        description="Cancel a reminder, given its id or words from its text.",
-        agent=AGENT,
-        input_model=ReminderCancelInput,
-        output_model=ReminderCancelled,
-        risk=Risk.WRITE,
-    ),
+CREATE = ToolDefinition(
+    name="reminders_create",
+    description="Create a reminder: what to remind the person of, and when.",
+    agent=AGENT,
+    input_model=ReminderCreateInput,
+    output_model=ReminderCreated,
+    risk=Risk.WRITE,
 )
+LIST = ToolDefinition(
+    name="reminders_list",
+    description="List the person's pending reminders.",
+    agent=AGENT,
+    input_model=RemindersListInput,
+    output_model=ReminderList,
+    risk=Risk.READ,
+)
+CANCEL = ToolDefinition(
+    name="reminders_cancel",
+    description="Cancel a reminder, given its id or words from its text.",
+    agent=AGENT,
+    input_model=ReminderCancelInput,
+    output_model=ReminderCancelled,
+    risk=Risk.WRITE,
+)
+
+TOOLS = (CREATE, LIST, CANCEL)

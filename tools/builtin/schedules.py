@@ -8,7 +8,7 @@ from typing import Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tools.builtin.base import ScheduleName, ShortText, ToolInput, ToolOutput, when_text
+from tools.builtin.base import NewScheduleName, ScheduleName, ShortText, ToolInput, ToolOutput, when_text
 from tools.definition import Risk, ToolDefinition
 
 AGENT = "scheduler"
@@ -94,7 +94,7 @@ class SchedulesCreateInput(ToolInput):
         description="The command sentence to run when due, e.g. 'start the backup bot'."
     )
     when: Recurrence = Field(description="When to run it.")
-    name: ScheduleName | None = Field(
+    name: NewScheduleName | None = Field(
         default=None, description="A name for the schedule; derived when left out."
     )
 
@@ -162,37 +162,37 @@ class ScheduleRun(ToolOutput):
         return f"Running the {self.name} schedule now."
 
 
-TOOLS = (
-    ToolDefinition(
-        name="schedules_create",
-        description="Schedule a command sentence to run on a cron, every N seconds, or once at a moment.",
-        agent=AGENT,
-        input_model=SchedulesCreateInput,
-        output_model=ScheduleCreated,
-        risk=Risk.WRITE,
-    ),
-    ToolDefinition(
-        name="schedules_list",
-        description="List the schedules and when they run next.",
-        agent=AGENT,
-        input_model=SchedulesListInput,
-        output_model=ScheduleList,
-        risk=Risk.READ,
-    ),
-    ToolDefinition(
-        name="schedules_delete",
-        description="Delete a schedule.",
-        agent=AGENT,
-        input_model=ScheduleNameInput,
-        output_model=ScheduleDeleted,
-        risk=Risk.DANGEROUS,
-    ),
-    ToolDefinition(
-        name="schedules_run_now",
-        description="Run a schedule's command now, without waiting for its time.",
-        agent=AGENT,
-        input_model=ScheduleNameInput,
-        output_model=ScheduleRun,
-        risk=Risk.WRITE,
-    ),
+CREATE = ToolDefinition(
+    name="schedules_create",
+    description="Schedule a command sentence to run on a cron, every N seconds, or once at a moment.",
+    agent=AGENT,
+    input_model=SchedulesCreateInput,
+    output_model=ScheduleCreated,
+    risk=Risk.WRITE,
 )
+LIST = ToolDefinition(
+    name="schedules_list",
+    description="List the schedules and when they run next.",
+    agent=AGENT,
+    input_model=SchedulesListInput,
+    output_model=ScheduleList,
+    risk=Risk.READ,
+)
+DELETE = ToolDefinition(
+    name="schedules_delete",
+    description="Delete a schedule.",
+    agent=AGENT,
+    input_model=ScheduleNameInput,
+    output_model=ScheduleDeleted,
+    risk=Risk.DANGEROUS,
+)
+RUN_NOW = ToolDefinition(
+    name="schedules_run_now",
+    description="Run a schedule's command now, without waiting for its time.",
+    agent=AGENT,
+    input_model=ScheduleNameInput,
+    output_model=ScheduleRun,
+    risk=Risk.WRITE,
+)
+
+TOOLS = (CREATE, LIST, DELETE, RUN_NOW)

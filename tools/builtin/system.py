@@ -1,4 +1,4 @@
-"""System tools: the health of the agents and the recent audit trail."""
+"""System tools: the health of the agents, the recent audit trail, and the caller's remembered facts."""
 
 from __future__ import annotations
 
@@ -77,21 +77,20 @@ class AuditLog(ToolOutput):
         return f"The last {len(self.rows)} audit entries; newest: {self.rows[0].summary()}"
 
 
-TOOLS = (
-    ToolDefinition(
-        name="system_status",
-        description="How the system is: which agents are alive and what they serve.",
-        agent=AGENT,
-        input_model=SystemStatusInput,
-        output_model=SystemStatus,
-        risk=Risk.READ,
-    ),
-    ToolDefinition(
-        name="audit_recent",
-        description="The most recent entries of the audit trail.",
-        agent=AGENT,
-        input_model=AuditRecentInput,
-        output_model=AuditLog,
-        risk=Risk.READ,
-    ),
+STATUS = ToolDefinition(
+    name="system_status",
+    description="How the system is: which agents are alive and what they serve.",
+    agent=AGENT,
+    input_model=SystemStatusInput,
+    output_model=SystemStatus,
+    risk=Risk.READ,
 )
+AUDIT_RECENT = ToolDefinition(
+    name="audit_recent",
+    description="The most recent entries of the audit trail.",
+    agent=AGENT,
+    input_model=AuditRecentInput,
+    output_model=AuditLog,
+    risk=Risk.READ,
+)
+TOOLS = (STATUS, AUDIT_RECENT)
