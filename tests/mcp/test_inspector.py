@@ -6,6 +6,7 @@ without that, ``npx -y`` fetches it. Runs whenever ``CI=true``; off CI it skips 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -13,7 +14,10 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from storage import Database
+from storage.models import Memory
 from tests.conftest import require_service
 from tests.mcp.conftest import KOMMANDANT, server_env
 
@@ -32,9 +36,12 @@ def inspector() -> list[str]:
 
 def run_inspector(database: Database, data_dir: Path, *method: str) -> dict[str, object]:
     env = server_env(database, data_dir)
-    flags = [f"-e={key}={value}" for key, value in env.items() if key.startswith("KOMMANDANT_")]
+    # The Inspector starts the server with a default environment of its own (its -e flags do not reach a
+    # stdio server in --cli mode), so the server's settings are set by `env` in its command line: without
+    # them it would run on the user's own data folder.
+    settings = [f"{key}={value}" for key, value in env.items() if key.startswith("KOMMANDANT_")]
     done = subprocess.run(
-        [*inspector(), "--cli", *flags, KOMMANDANT, "mcp", *method],
+        [*inspector(), "--cli", "env", *settings, KOMMANDANT, "mcp", *method],
         env={**os.environ, "NO_UPDATE_NOTIFIER": "1"},
         cwd=data_dir,
         capture_output=True,
@@ -61,3 +68,12 @@ def test_inspector_lists_and_calls_tools(database: Database, tmp_path: Path) -> 
     )
     assert called.get("isError") in (None, False)
     assert called["structuredContent"]["fact"]["fact"] == f"my {word} is fine"  # type: ignore[index]
+    assert asyncio.run(_facts_with(database.url, word)) == 1, "the server did not use the test database"
+
+
+async def _facts_with(url: str, word: str) -> int:
+    async with Database(url, migrate=False) as db, db.sessionmaker() as session:
+        found = await session.scalar(
+            select(func.count()).select_from(Memory).where(Memory.content.contains(word))
+        )
+        return int(found or 0)
