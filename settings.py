@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from platformdirs import user_data_path
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_data_dir() -> Path:
@@ -187,6 +189,44 @@ class Settings(BaseSettings):
         description='Risk per bridged tool (namespaced name), e.g. {"files__delete": "dangerous"}.',
     )
 
+    # --- web server: hosts, origins and CORS (security issue; its owner edits only this section) ---
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the web server answers to besides localhost, 127.0.0.1, [::1] and "
+        "KOMMANDANT_HOST (a wildcard bind address such as 0.0.0.0 names no host): comma separated, "
+        "e.g. kommandant.example.org,192.168.1.20; 'name:port' accepts that port only. Requests for "
+        "any other Host are refused (DNS-rebinding protection).",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Other sites whose pages may call the web server with the user's login, comma "
+        "separated, e.g. https://intranet.example.org. Unset: same origin only; a request from any "
+        "other origin is refused.",
+    )
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: object) -> object:
+        return [_host_entry(h) for h in _comma_list(value)]
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: object) -> object:
+        return [_origin_entry(o) for o in _comma_list(value)]
+
+    @property
+    def allowed_host_patterns(self) -> list[str]:
+        """Host headers the web server accepts: ``name`` (no port) and ``name:*`` (any port) for
+        localhost, 127.0.0.1, [::1], the bind address unless it is a wildcard, and each allowed host
+        without a port; ``name:port`` entries as given. (The MCP SDK's pattern format.)"""
+        names = [*LOCAL_HOSTS, *([] if self.host in WILDCARD_HOSTS else [_host_entry(self.host)])]
+        patterns = {form for name in names for form in (name, f"{name}:*")}
+        for entry in self.allowed_hosts:
+            patterns.update((entry,) if _HOST_PORT.match(entry) else (entry, f"{entry}:*"))
+        return sorted(patterns)
+
+    # --- end web server: hosts, origins and CORS ---
+
     @field_validator("database_url", "amqp_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -201,3 +241,50 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when no outside broker is configured: every agent runs in this process."""
         return self.amqp_url is None
+
+
+# --- web server: hosts, origins and CORS (helpers of the section above) ---
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+"""Names of this machine that the web server always answers to."""
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]", ""})
+"""Bind addresses that mean "every interface": they name no host a browser would send."""
+_HOST_PORT = re.compile(r"^(\[[0-9a-f:.]+\]|[^:\[\]]+):[0-9]{1,5}$")
+_HOST_NAME = re.compile(r"^(\[[0-9a-f:.]+\]|[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?)(:[0-9]{1,5})?$")
+_ORIGIN = re.compile(r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?)(:[0-9]{1,5})?$")
+
+
+def _comma_list(value: object) -> list[str]:
+    """A list from the environment (comma separated, or a JSON list) or from code."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            value = json.loads(text)
+        else:
+            return [part.strip() for part in text.split(",") if part.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError("give a list of strings, comma separated")
+    return list(value)
+
+
+def _host_entry(host: str) -> str:
+    """A Host header value as compared: lower case, an IPv6 address in brackets; else ValueError."""
+    name = host.strip().lower()
+    if name.count(":") > 1 and not name.startswith("["):
+        name = f"[{name}]"  # a bare IPv6 address, as in KOMMANDANT_HOST=::1
+    if not _HOST_NAME.match(name):
+        raise ValueError(
+            f"{host[:80]!r} is not a host name: give a name or an address, optionally with ':port' "
+            "(no scheme, path or '*')"
+        )
+    return name
+
+
+def _origin_entry(origin: str) -> str:
+    """An origin as browsers send it (``scheme://host[:port]``, lower case); else ValueError."""
+    value = origin.strip().lower().rstrip("/")
+    if not _ORIGIN.match(value):
+        raise ValueError(
+            f"{origin[:80]!r} is not an origin: give scheme, host and optional port, "
+            "e.g. https://intranet.example.org (no path, no '*')"
+        )
+    return value

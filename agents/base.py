@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from bus import CallerRole
 from tools import ToolDefinition, builtin_catalog
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ class CallContext:
     user: str
     channel: str
     thread: str | None
+    role: CallerRole = "viewer"
+    """The asking person's role; a call that names none is a viewer's (never more)."""
 
 
 class Agent:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -29,6 +30,8 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "FileOutcome",
     "IngestReport",
+    "SkippedPath",
+    "folder_files",
     "ingest_bytes",
     "ingest_files",
 ]
@@ -110,6 +113,64 @@ def _file_size(path: Path, name: str) -> int:
         return path.stat().st_size
     except OSError as err:
         raise DocumentError(f"{name}: cannot be read ({err.strerror or err})") from err
+
+
+@dataclass(frozen=True)
+class SkippedPath:
+    """Something inside a folder that was not read, and why (a sentence fragment after its name)."""
+
+    name: str
+    reason: str
+    leads_out: bool = False
+    """A symbolic link out of the folder (``follow_symlinks`` would read it)."""
+
+
+def folder_files(
+    folder: Path, *, follow_symlinks: bool = False
+) -> tuple[list[tuple[str, Path]], list[SkippedPath]]:
+    """The supported files inside ``folder`` (recursively, in a stable order) as (display name, path), and
+    what was left out on purpose.
+
+    A symbolic link that resolves outside ``folder`` (to a file or to a folder) is not followed unless
+    ``follow_symlinks``: a link to /etc/passwd dropped into a shared folder must not end up in the shared
+    knowledge base. Links to files inside it are read; a folder reached twice (a link loop) is walked once.
+    """
+    root = folder.resolve()
+    found: list[tuple[str, Path]] = []
+    skipped: list[SkippedPath] = []
+    walked = {root}
+
+    def walk(directory: Path) -> None:
+        try:
+            entries = sorted(directory.iterdir())
+        except OSError as err:
+            skipped.append(
+                SkippedPath(str(directory.relative_to(folder.parent)), f"cannot be read ({err.strerror})")
+            )
+            return
+        for entry in entries:
+            name = str(entry.relative_to(folder.parent))
+            if entry.is_symlink():
+                target = entry.resolve()
+                if target.is_relative_to(root):
+                    if target.is_dir():
+                        continue  # walked under its own name
+                elif not follow_symlinks:
+                    if target.is_dir() or entry.suffix.lower() in SUPPORTED_SUFFIXES:
+                        skipped.append(
+                            SkippedPath(name, f"a link to {target}, outside {folder}", leads_out=True)
+                        )
+                    continue
+            if entry.is_dir():
+                real = entry.resolve()
+                if real not in walked:
+                    walked.add(real)
+                    walk(entry)
+            elif entry.is_file() and entry.suffix.lower() in SUPPORTED_SUFFIXES:
+                found.append((name, entry))
+
+    walk(folder)
+    return found, skipped
 
 
 async def ingest_files(

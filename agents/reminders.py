@@ -89,6 +89,7 @@ class RemindersAgent(Agent):
             await self.services.audit.append(
                 "reminder_fired",
                 actor=self.name,
+                owner=record.user_id,
                 channel=record.channel,
                 thread_id=record.thread_id,
                 tool=reminders.CREATE.name,

@@ -76,7 +76,9 @@ class SystemAgent(Agent):
         )
 
     async def recent_audit(self, args: AuditRecentInput, ctx: CallContext) -> AuditLog:
-        entries = await self.services.audit.tail(args.limit)
+        """The caller's own rows; an admin's call sees every user's."""
+        owner = None if ctx.role == "admin" else ctx.user
+        entries = await self.services.audit.tail(args.limit, owner=owner)
         rows = [
             AuditRow(
                 seq=e.seq,
@@ -90,7 +92,12 @@ class SystemAgent(Agent):
         return AuditLog(rows=rows)
 
     async def pending_approvals(self, args: ApprovalsListInput, ctx: CallContext) -> ApprovalList:
-        return ApprovalList(approvals=[approval_info(r) for r in await self.approvals.pending()])
+        """Admins (who decide approvals) see every pending one; anyone else only the ones they asked for,
+        since the arguments may be private (what to forget, which bot)."""
+        pending = await self.approvals.pending()
+        if ctx.role != "admin":
+            pending = [r for r in pending if r.requested_by == ctx.user]
+        return ApprovalList(approvals=[approval_info(r) for r in pending])
 
     async def decide_approval(self, args: ApprovalsDecideInput, ctx: CallContext) -> ApprovalDecision:
         found = await self.approvals.find(args.id)

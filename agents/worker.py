@@ -83,7 +83,7 @@ class AgentWorker:
                 raise UnknownToolError(f"The {name} agent has no tool called {call.tool!r}.")
             arguments = self.services.catalog.get(call.tool).validate_arguments(call.arguments)
             context = CallContext(
-                call_id=call.call_id, user=call.user, channel=call.channel, thread=call.thread
+                call_id=call.call_id, user=call.user, channel=call.channel, thread=call.thread, role=call.role
             )
             async with asyncio.timeout(max(call.remaining(), 0.001)):
                 output = await handler(arguments, context)

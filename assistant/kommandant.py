@@ -37,7 +37,7 @@ from storage import is_connection_lost
 from storage.approvals import ApprovalRepository
 from storage.audit import AuditDraft, AuditLog
 from storage.lists import live_names
-from tools import Risk, ToolDefinition
+from tools import Risk, ToolDefinition, private_digest
 from tools.errors import ToolError
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,17 @@ class TurnAudit:
                 kind=kind, actor=turn.user, channel=turn.channel, thread_id=turn.thread, tool=tool, data=data
             )
         )
+
+    def redact_turn_text(self) -> None:
+        """Keep the turn's text as a hash only, because it carries private arguments (a fact to remember, a
+        search query). Called once the text is understood, before the turn row is written."""
+        for i, draft in enumerate(self._pending):
+            if draft.kind == "turn":
+                digest = private_digest(self._turn.text.strip())
+                data = {**(draft.data or {}), "text": digest, "private": True}
+                self._pending[i] = draft.model_copy(update={"data": data})
+                return
+        log.error("a turn's text proved private after its audit row was written (user=%s)", self._turn.user)
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, []
@@ -192,6 +203,7 @@ class Kommandant:
             yield ReplyDone(confirmed)
             return
         matches = confirmed if confirmed is not None else await self.recognize(turn)
+        self._keep_private(matches, audit)
         if not matches:
             async for event in self._no_match(turn, audit):
                 yield event
@@ -267,6 +279,10 @@ class Kommandant:
             answer = await self._ask_fallback(turn, deadline)
         except FallbackUnavailableError as err:
             answer, unavailable = None, str(err)
+        if isinstance(answer, list) and answer:
+            self._keep_private(answer, audit)
+        elif self._consults_fallback(turn):
+            audit.redact_turn_text()  # the fallback searched memory and knowledge with the words (private)
         if isinstance(answer, StreamedAnswer):
             async for event in self._stream_answer(answer, deadline, audit):
                 yield event
@@ -298,7 +314,7 @@ class Kommandant:
         self, turn: Turn, deadline: float
     ) -> list[IntentMatch] | StreamedAnswer | str | None:
         """The fallback's answer by ``deadline``; ``FallbackUnavailableError`` when it has none."""
-        if self.fallback is None or turn.llm_model == "":  # "": this person chose templates only
+        if self.fallback is None or not self._consults_fallback(turn):
             return None
         try:
             async with asyncio.timeout(max(0.001, deadline - time.monotonic())):
@@ -311,6 +327,10 @@ class Kommandant:
         except Exception as err:
             log.warning("the LLM fallback failed", exc_info=True)
             raise FallbackUnavailableError("the language model failed; the log has the details.") from err
+
+    def _consults_fallback(self, turn: Turn) -> bool:
+        """Whether a turn no template understood goes to the fallback (the LLM)."""
+        return self.fallback is not None and turn.llm_model != ""  # "": this person chose templates only
 
     async def _stream_answer(
         self, answer: StreamedAnswer, deadline: float, audit: TurnAudit
@@ -347,6 +367,10 @@ class Kommandant:
         except ToolError as err:
             yield Failed(str(err))
             yield ReplyDelta(str(err))
+            return
+        if match.problem is not None:  # understood, but it cannot run as said (a fact over its limit)
+            yield Failed(match.problem)
+            yield ReplyDelta(match.problem)
             return
         yield _recognized(match)
         audit.record(
@@ -456,6 +480,7 @@ class Kommandant:
             user=turn.user,
             channel=turn.channel,
             thread=turn.thread,
+            role=turn.role,
             side_effects=tool.risk is not Risk.READ,
         )
         yield ToolStarted(call_id=call.call_id, tool=tool.name, agent=tool.agent, arguments=arguments)
@@ -475,13 +500,14 @@ class Kommandant:
             result = await self.services.bus.call(tool.agent, call)
         except CallTimeout:
             text = f"The {tool.agent} agent did not answer within {settings.call_timeout:g} s; is it running?"
-            ok, structured, agent = False, None, tool.agent
+            ok, structured, agent, summary = False, None, tool.agent, text
         except BusError as err:
             text = f"Could not reach the {tool.agent} agent: {err}"
-            ok, structured, agent = False, None, tool.agent
+            ok, structured, agent, summary = False, None, tool.agent, text
         else:
             text, ok, agent = result.text, not result.is_error, result.agent or tool.agent
             structured = result.result.structuredContent
+            summary = tool.auditable_result(text)  # the agent's words may echo what is private
         duration = (time.perf_counter() - started) * 1000
         audit.record(
             "tool_result",
@@ -490,7 +516,7 @@ class Kommandant:
                 "call": call.call_id,
                 "ok": ok,
                 "agent": agent,
-                "summary": text[:500],
+                "summary": summary[:500],
                 "duration_ms": round(duration, 2),
             },
         )
@@ -544,6 +570,12 @@ class Kommandant:
         else:
             self._contexts.move_to_end(key)
         return context
+
+    def _keep_private(self, matches: list[IntentMatch], audit: TurnAudit) -> None:
+        """A turn asking for a tool with private arguments says them in its words: keep those as a hash."""
+        catalog = self.services.catalog
+        if any(m.tool in catalog and catalog.get(m.tool).private for m in matches):
+            audit.redact_turn_text()
 
     def _auditable(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """The arguments as the audit trail keeps them: the tool's private ones as a hash."""

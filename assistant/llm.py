@@ -126,7 +126,10 @@ class LLM:
         }
 
     def _unavailable(self, err: Exception) -> LLMUnavailableError:
-        log.warning("LLM call failed: %s: %s", type(err).__name__, err)
+        reason = str(err)
+        if self._api_key:  # some providers echo the key they refused; the log never shows it
+            reason = reason.replace(self._api_key, "***")
+        log.warning("LLM call failed: %s: %s", type(err).__name__, reason)
         where = f" at {self.api_base}" if self.api_base else ""
         if "timeout" in type(err).__name__.lower():
             return LLMUnavailableError(f"the language model ({self.model}) did not answer in time.")

@@ -85,7 +85,26 @@ def bench_parse(rounds: int = ROUNDS) -> dict[str, Any]:
         "recognizer_build_ms": round(build_ms, 1),
         "recognizer": {**_summary(ours), "matched": matched},
         "baseline_bare_hassil": {**_summary(baseline), "matched": bare_matched},
+        "huge_inputs": _huge_inputs(parse),
     }
+
+
+HUGE_INPUTS = {
+    "100k_x": "x" * 100_000,
+    "5000_commands": "start the backup bot " * 5000,
+    "100k_emoji": "\N{ROBOT FACE}" * 100_000,
+    "remember_120k": "remember that " + "ab " * 40_000,
+}
+
+
+def _huge_inputs(parse: Callable[[str], Any]) -> dict[str, Any]:
+    """Milliseconds to parse each pathological input once (target: well under 1 s each)."""
+    took = {}
+    for name, text in HUGE_INPUTS.items():
+        start = time.perf_counter()
+        parse(text)
+        took[name] = round((time.perf_counter() - start) * 1000.0, 1)
+    return {"ms": took, "target_ms_each": 1000}
 
 
 TURN_TEXTS = [

@@ -9,7 +9,7 @@ from bus.base import Bus, Handler, Serving, Subscription
 from bus.errors import BusError, BusUnavailable, CallTimeout, MessageTooLarge, PermanentError, PoisonMessage
 from bus.idempotency import MemoryResultStore, ResultStore
 from bus.local import LocalBus
-from bus.messages import DeadLetter, Event, ToolCall, ToolResult
+from bus.messages import CallerRole, DeadLetter, Event, ToolCall, ToolResult
 from bus.rabbit import RabbitBus, Topology
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ __all__ = [
     "BusError",
     "BusUnavailable",
     "CallTimeout",
+    "CallerRole",
     "DeadLetter",
     "Event",
     "Handler",

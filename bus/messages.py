@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Self
+from typing import Any, Literal, Self
 from uuid import uuid4
 
 from mcp import types as mcp_types
@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from bus.errors import MessageTooLarge, PoisonMessage
 
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
+
+CallerRole = Literal["admin", "operator", "viewer"]
+"""The asking person's role, as the front door established it (the turn's role)."""
 
 
 def _new_id() -> str:
@@ -31,6 +34,11 @@ class ToolCall(BaseModel):
     user: str = Field(default="local", description="Who asked.")
     channel: str = Field(default="cli", description="Front door the request came through.")
     thread: str | None = Field(default=None, description="Conversation thread, if any.")
+    role: CallerRole = Field(
+        default="viewer",
+        description="The asking person's role, for what a handler shows (an admin reads every user's audit "
+        "rows); a call that names none is a viewer's.",
+    )
     deadline: float = Field(description="Unix epoch seconds; a call past its deadline is not executed.")
     attempt: int = Field(default=1, ge=1, description="1 for the first delivery, +1 for every retry.")
     side_effects: bool = Field(
@@ -55,6 +63,7 @@ class ToolCall(BaseModel):
         user: str = "local",
         channel: str = "cli",
         thread: str | None = None,
+        role: CallerRole = "viewer",
         idempotency_key: str | None = None,
         side_effects: bool = True,
     ) -> ToolCall:
@@ -67,6 +76,7 @@ class ToolCall(BaseModel):
             user=user,
             channel=channel,
             thread=thread,
+            role=role,
             deadline=time.time() + timeout,
             side_effects=side_effects,
         )

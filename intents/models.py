@@ -46,15 +46,21 @@ class IntentMatch:
     """The part of the utterance this match came from, in the person's wording."""
     mention: Mention | None = None
     """The bot, schedule, reminder or approval the call names (``Mention.of`` its tool), if any."""
+    problem: str | None = None
+    """Why the command cannot run as said, as a sentence for the person (a fact longer than a fact may
+    be); the arguments are then as heard, not validated, and the call must not be made."""
 
     def to_json(self) -> dict[str, Any]:
-        """The stable JSON form: tool, arguments, confidence, source."""
-        return {
+        """The stable JSON form: tool, arguments, confidence, source (and the problem, if there is one)."""
+        found = {
             "tool": self.tool,
             "arguments": self.arguments,
             "confidence": round(self.confidence, 3),
             "source": self.source,
         }
+        if self.problem is not None:
+            found["problem"] = self.problem
+        return found
 
 
 @dataclass

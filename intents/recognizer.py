@@ -14,12 +14,21 @@ from zoneinfo import ZoneInfo
 
 from hassil import Intents, RecognizeResult, SlotList, TextSlotList, recognize_all
 from hassil.expression import ListReference, Sentence
+from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
 
 from intents.models import ConversationContext, IntentMatch, LiveLists, Mention
 from intents.nearest import MAX_TRAILING_WORDS, TRAILING_WORD, CommandGraph, Nearest
 from intents.normalize import Utterance, normalize
 from intents.slots import Built, SlotInput, build_arguments, slot_problem
-from intents.templates import LIVE_LISTS, examples_of, load_templates, with_live_list_placeholders
+from intents.templates import (
+    LIVE_LISTS,
+    TOO_LONG,
+    examples_of,
+    load_templates,
+    too_long_of,
+    with_live_list_placeholders,
+)
 from tools import LIVE_KINDS, EntityKind, ToolDefinition
 from tools.catalog import Catalog
 from tools.errors import InvalidArgumentsError
@@ -61,6 +70,7 @@ class Recognizer:
         self._not_targets = frozenset(tool.name for tool in catalog.creating(EntityKind.SCHEDULE))
         data = templates if templates is not None else load_templates()
         self._examples = examples_of(data)
+        self._too_long = too_long_of(data)
         data = with_live_list_placeholders(data)
         self._intents = Intents.from_dict(data)
         self._check(self._intents)
@@ -248,9 +258,32 @@ class Recognizer:
         dumped: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
         return dumped
 
-    def _match(self, tool: str, arguments: dict[str, Any], confidence: float, text: str) -> IntentMatch:
+    def _over_long(self, tool: str, arguments: dict[str, Any]) -> str | None:
+        """The reply when free text over its length limit is all that keeps these arguments from being
+        valid ("remember that" and a page of text is still a command to remember: say it is too long);
+        None for any other problem. The limit is the input model's own ``max_length``."""
+        definition = self._catalog.get(tool)
+        try:
+            definition.input_model.model_validate(arguments)
+        except ValidationError as err:
+            errors = err.errors()
+        else:
+            return None
+        if not errors or any(
+            e["type"] != "string_too_long" or not e["loc"] or e["loc"][0] not in definition.free_text
+            for e in errors
+        ):
+            return None
+        argument = str(errors[0]["loc"][0])
+        length = len(str(arguments[argument]).strip())
+        limit = (errors[0].get("ctx") or {}).get("max_length")
+        return self._too_long.get(tool, TOO_LONG).format(argument=argument, length=length, limit=limit)
+
+    def _match(
+        self, tool: str, arguments: dict[str, Any], confidence: float, text: str, problem: str | None = None
+    ) -> IntentMatch:
         mention = Mention.of(self._catalog.get(tool), arguments)
-        return IntentMatch(tool, arguments, round(confidence, 3), "template", text, mention)
+        return IntentMatch(tool, arguments, round(confidence, 3), "template", text, mention, problem)
 
 
 def _required_free_text(tool: ToolDefinition) -> frozenset[str]:
@@ -417,18 +450,29 @@ class _Search:
             built = self.r._build(result, slots)
             if built is None:
                 continue
+            problem = None
             arguments = self.r._validate(result.intent.name, built.arguments)
             if arguments is None:
-                continue
+                problem = self.r._over_long(result.intent.name, built.arguments)
+                if problem is None:
+                    continue
+                arguments = to_jsonable_python(built.arguments)
             confidence = built.confidence
             if built.references and context.topic not in built.references:
                 confidence -= 0.05
             if confidence < MIN_CONFIDENCE:
                 continue
-            score = (confidence, built.free_text == 0, result.text_chunks_matched, -_wildcard_chars(result))
+            # a reading that can run beats one that is too long
+            score = (
+                problem is None,
+                confidence,
+                built.free_text == 0,
+                result.text_chunks_matched,
+                -_wildcard_chars(result),
+            )
             if best is None or score > best[0]:
                 text = utterance.original_text(0, len(utterance))
-                match = self.r._match(result.intent.name, arguments, confidence, text)
+                match = self.r._match(result.intent.name, arguments, confidence, text, problem)
                 best = (score, match, built.free_text > 0)
         return (best[1], best[2]) if best else None
 

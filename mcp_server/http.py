@@ -20,7 +20,7 @@ from starlette.types import ASGIApp
 
 from mcp_server.auth import DatabaseTokenVerifier
 from mcp_server.server import KommandantMCP
-from settings import Settings
+from settings import LOCAL_HOSTS, Settings
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -29,19 +29,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MCP_PATH = "/mcp"
-_LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
     """Accept only Host and Origin headers naming this machine (or configured names): a web page on
-    another site that rebinds its DNS name to 127.0.0.1 cannot reach the endpoint."""
-    hosts = {*_LOCAL_HOSTS, settings.host, *settings.mcp_allowed_hosts}
+    another site that rebinds its DNS name to 127.0.0.1 cannot reach the endpoint. The web server's
+    hosts and CORS origins (``KOMMANDANT_ALLOWED_HOSTS``, ``KOMMANDANT_CORS_ORIGINS``) count here too;
+    the web server's own Host check applies this same policy to ``/mcp``."""
+    hosts = {
+        *settings.allowed_host_patterns,
+        *(form for h in settings.mcp_allowed_hosts for form in (h, f"{h}:*")),
+    }
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
-        allowed_hosts=sorted({form for h in hosts for form in (h, f"{h}:*")}),
+        allowed_hosts=sorted(hosts),
         allowed_origins=sorted(
-            {*(f"{scheme}://{h}:*" for h in _LOCAL_HOSTS for scheme in ("http", "https")),
-             *(f"http://{h}" for h in _LOCAL_HOSTS), *settings.mcp_allowed_origins}
+            {*(f"{scheme}://{h}:*" for h in LOCAL_HOSTS for scheme in ("http", "https")),
+             *(f"http://{h}" for h in LOCAL_HOSTS), *settings.mcp_allowed_origins, *settings.cors_origins}
         ),
     )  # fmt: skip
 

@@ -59,7 +59,7 @@ def register_resources(server: FastMCP[Any], host: Host) -> None:
 
     @server.resource(
         "kommandant://audit", name="audit", title="Recent audit trail", mime_type=JSON,
-        description="The 50 newest entries of the tamper-evident audit trail.",
+        description="Your 50 newest entries of the tamper-evident audit trail (an admin: everyone's).",
     )  # fmt: skip
     async def audit() -> str:
         return _dump(await _read_tool(host, system_tools.AUDIT_RECENT, {"limit": 50}))

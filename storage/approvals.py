@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from storage.errors import ConflictError, NotFoundError
 from storage.models import Approval
 from storage.records import ApprovalRecord
+
+_ID_PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
+"""What the start of an approval id can look like: a UUID's lowercase hex digits and dashes."""
 
 
 class ApprovalRepository:
@@ -67,12 +71,14 @@ class ApprovalRepository:
             raise
         except ValueError:
             pass
+        if not _ID_PREFIX.match(prefix):
+            raise NotFoundError(
+                f"There is no approval starting with {prefix!r}: ids are hex digits and dashes."
+            )
+        # autoescape: the prefix is matched literally, never as a LIKE pattern ('_' and '%' are wildcards)
+        match = Approval.id.cast(String).startswith(prefix, autoescape=True)
         async with self._sessionmaker() as session:
-            rows = (
-                await session.scalars(
-                    select(Approval).where(Approval.id.cast(String).startswith(prefix)).limit(2)
-                )
-            ).all()
+            rows = (await session.scalars(select(Approval).where(match).limit(2))).all()
         if not rows:
             raise NotFoundError(f"There is no approval starting with {prefix!r}.")
         if len(rows) > 1:

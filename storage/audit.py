@@ -1,6 +1,8 @@
 """The tamper-evident audit trail: an append-only hash chain in ``audit_log`` with its head in ``audit_head``.
 
 Every row stores the previous row's hash and ``sha256(prev_hash + canonical JSON of its content)``.
+Every row has an owner, the person whose turn or call it records: a person reads only their own rows,
+an admin reads all (``tail(owner=...)``).
 Changing, deleting or reordering rows breaks the chain; the head row (newest seq and hash) makes
 deleting the newest rows show too. Appends are serialised by a transaction-scoped advisory lock, so
 any number of writers in any number of processes extend one unbroken chain.
@@ -23,7 +25,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -56,6 +58,11 @@ class AuditEntry(BaseModel):
     seq: int = Field(description="Position in the chain, 1 for the first row, without gaps.")
     ts: datetime = Field(description="When the row was written (UTC).")
     actor: str = Field(description="Who acted: a user id, an agent name or 'system'.")
+    owner: str | None = Field(
+        default=None,
+        description="Whose row it is: the person whose turn or call it records (an agent may act for "
+        "them); None means the actor's.",
+    )
     channel: str | None = Field(default=None, description="Front door: web, slack, cli, mcp, voice.")
     thread_id: str | None = Field(default=None, description="Conversation thread, if any.")
     kind: str = Field(description="What happened, e.g. 'intent', 'tool_call', 'approval'.")
@@ -203,9 +210,14 @@ def entry_hash(
     kind: str,
     tool: str | None,
     data: Mapping[str, Any],
+    owner: str | None = None,
 ) -> str:
-    """``sha256(prev_hash + canonical JSON of the row's content)`` as 64 hex digits."""
-    content = {
+    """``sha256(prev_hash + canonical JSON of the row's content)`` as 64 hex digits.
+
+    The owner is part of the content only where it differs from the actor: rows written before rows had
+    owners (owned by their actor) keep their hashes, while moving a row to another owner breaks it.
+    """
+    content: dict[str, Any] = {
         "seq": seq,
         "ts": ts.astimezone(UTC).isoformat(),
         "actor": actor,
@@ -215,6 +227,8 @@ def entry_hash(
         "tool": tool,
         "data": data,
     }
+    if owner is not None and owner != actor:
+        content["owner"] = owner
     return hashlib.sha256((prev_hash + canonical_json(content)).encode("utf-8")).hexdigest()
 
 
@@ -224,6 +238,7 @@ _COLUMNS = (
     AuditRow.seq,
     AuditRow.ts,
     AuditRow.actor,
+    AuditRow.owner,
     AuditRow.channel,
     AuditRow.thread_id,
     AuditRow.kind,
@@ -252,6 +267,7 @@ def _row_hash(row: Row[Any] | AuditEntry, prev_hash: str) -> str:
         kind=row.kind,
         tool=row.tool,
         data=row.data,
+        owner=row.owner,
     )
 
 
@@ -272,6 +288,8 @@ class AuditDraft(BaseModel):
 
     kind: str
     actor: str
+    owner: str | None = None
+    """The person the row belongs to; None: the actor (a person acting for themselves)."""
     channel: str | None = None
     thread_id: str | None = None
     tool: str | None = None
@@ -282,6 +300,7 @@ class AuditDraft(BaseModel):
         return AuditDraft(
             kind=_clean_text(self.kind),
             actor=_clean_text(self.actor),
+            owner=_clean_text(self.owner if self.owner is not None else self.actor),
             channel=_clean_text(self.channel) if self.channel is not None else None,
             thread_id=_clean_text(self.thread_id) if self.thread_id is not None else None,
             tool=_clean_text(self.tool) if self.tool is not None else None,
@@ -300,6 +319,7 @@ class AuditLog:
         kind: str,
         *,
         actor: str,
+        owner: str | None = None,
         channel: str | None = None,
         thread_id: str | None = None,
         tool: str | None = None,
@@ -307,10 +327,14 @@ class AuditLog:
     ) -> AuditEntry:
         """Add one row at the end of the chain and return it; secrets in ``data`` are redacted first.
 
+        ``owner``: the person the row belongs to, when an agent acts for them; by default the actor.
+
         Raises ``AuditIntegrityError`` when the head row is missing while rows exist: appending would
         paper over that deletion. Any other database failure raises ``AuditError``.
         """
-        draft = AuditDraft(kind=kind, actor=actor, channel=channel, thread_id=thread_id, tool=tool, data=data)
+        draft = AuditDraft(
+            kind=kind, actor=actor, owner=owner, channel=channel, thread_id=thread_id, tool=tool, data=data
+        )
         return (await self.append_many([draft]))[0]
 
     async def append_many(self, drafts: Sequence[AuditDraft]) -> list[AuditEntry]:
@@ -328,6 +352,7 @@ class AuditLog:
                     seq=seq + offset,
                     ts=now,
                     actor=draft.actor,
+                    owner=draft.owner,
                     channel=draft.channel,
                     thread_id=draft.thread_id,
                     kind=draft.kind,
@@ -378,13 +403,22 @@ class AuditLog:
                 last_seq = rows[-1].seq
         return checker.finish(head.seq if head else None, head.hash if head else None)
 
-    async def tail(self, limit: int = 20, *, kind: str | None = None) -> list[AuditEntry]:
-        """The newest ``limit`` rows (of ``kind``, if given), oldest first and newest last."""
+    async def tail(
+        self, limit: int = 20, *, kind: str | None = None, owner: str | None = None
+    ) -> list[AuditEntry]:
+        """The newest ``limit`` rows (of ``kind``, if given), oldest first and newest last.
+
+        ``owner``: only that person's rows (what a person who is not an admin may see); None: everyone's.
+        """
         if limit <= 0:
             return []
         query = select(*_COLUMNS).order_by(AuditRow.seq.desc()).limit(limit)
         if kind is not None:
             query = query.where(AuditRow.kind == kind)
+        if owner is not None:
+            # a row without an owner is its actor's, as in the hash (entry_hash)
+            unowned = and_(AuditRow.owner.is_(None), AuditRow.actor == owner)
+            query = query.where(or_(AuditRow.owner == owner, unowned))
         async with _translated("read"), self._sessionmaker() as session:
             rows = (await session.execute(query)).all()
         return [_entry(row) for row in reversed(rows)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 from types import TracebackType
@@ -29,12 +30,20 @@ def to_async_url(url: str) -> str:
     return url
 
 
+_SECRET_PARAM = re.compile(
+    r"([?&])([^=&]*(?:password|pass|pwd|token|key|secret)[^=&]*)=([^&]*)", re.IGNORECASE
+)
+"""A query parameter holding a secret: ``password=``, ``sslpassword=``, ``pwd=``, ``token=``, ``api_key=``…"""
+
+
 def redact(url: str) -> str:
-    """The URL with its password hidden, for messages and logs."""
+    """The URL with its password hidden, for messages and logs: the one after the user name and any
+    query parameter that holds a secret (``?password=…``, ``pwd``, ``token``, ``key``, ``secret``)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        shown = make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparseable database URL>"
+    return _SECRET_PARAM.sub(r"\1\2=***", shown)
 
 
 class Database:

@@ -159,6 +159,8 @@ class AuditRow(Base):
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     actor: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str | None] = mapped_column(String(200))
+    """Whose row it is (who may read it besides admins); NULL means the actor's."""
     channel: Mapped[str | None] = mapped_column(String(50))
     thread_id: Mapped[str | None] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(50), index=True)
@@ -166,6 +168,8 @@ class AuditRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    __table_args__ = (Index("ix_audit_log_owner_seq", "owner", "seq"),)
 
 
 class AuditHead(Base):

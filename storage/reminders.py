@@ -50,7 +50,7 @@ class ReminderRepository:
                         Reminder.user_id == user_id,
                         Reminder.status == "pending",
                         or_(
-                            Reminder.id.cast(String).startswith(needle.lower()),
+                            Reminder.id.cast(String).startswith(needle.lower(), autoescape=True),
                             Reminder.text.ilike(f"%{_escape_like(needle)}%", escape="\\"),
                         ),
                     )

@@ -89,7 +89,12 @@ class TokenRepository:
             rows = (
                 await session.scalars(
                     select(McpToken)
-                    .where(or_(McpToken.name == key, McpToken.id.cast(String).startswith(key.lower())))
+                    .where(
+                        or_(
+                            McpToken.name == key,
+                            McpToken.id.cast(String).startswith(key.lower(), autoescape=True),
+                        )
+                    )
                     .limit(2)
                 )
             ).all()

@@ -13,6 +13,7 @@ from tools.facts import (
     EntityKind,
     Names,
     Private,
+    private_digest,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "ToolOutput",
     "UnknownToolError",
     "builtin_catalog",
+    "private_digest",
 ]

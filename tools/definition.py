@@ -31,8 +31,8 @@ class ToolDefinition:
 
     Facts about single arguments (private, free text, naming a bot or a schedule) are markers in
     the input model's annotations (``tools.facts``), read once here into ``facts``; they stay out of the
-    JSON schema. ``decides_approvals`` and ``embeds`` are facts about the whole tool. Nothing outside
-    ``tools/`` names a tool: it asks the definition or the catalog.
+    JSON schema. ``decides_approvals``, ``embeds`` and ``private_result`` are facts about the whole tool.
+    Nothing outside ``tools/`` names a tool: it asks the definition or the catalog.
     """
 
     name: str
@@ -46,6 +46,9 @@ class ToolDefinition:
     embeds: bool = False
     """Serving the tool turns text into vectors (to store or to search by meaning): it needs the
     embedding model, so a worker serving it loads the model at start."""
+    private_result: bool = False
+    """The result shows what people keep private although no argument is private (the caller's
+    remembered facts). A tool with private arguments has a private result anyway: it echoes them."""
     facts: ArgumentFacts = field(init=False, repr=False, compare=False)
     """What the input model's markers say about the arguments."""
 
@@ -74,6 +77,15 @@ class ToolDefinition:
     def auditable(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """``arguments`` as the audit trail keeps them: private ones as the sha256 hash of their text."""
         return self.facts.auditable(arguments)
+
+    @property
+    def result_is_private(self) -> bool:
+        """Whether the audit trail keeps the result's text only as its length."""
+        return self.private_result or bool(self.private)
+
+    def auditable_result(self, text: str) -> str:
+        """A result's text as the audit trail keeps it: a private result only as its length."""
+        return f"(private: {len(text)} characters)" if self.result_is_private else text
 
     def input_schema(self) -> dict[str, Any]:
         """JSON schema of the arguments."""

@@ -34,6 +34,7 @@ __all__ = [
     "EntityKind",
     "Names",
     "Private",
+    "private_digest",
     "value_types",
 ]
 
@@ -136,10 +137,14 @@ class ArgumentFacts:
 
     def auditable(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """``arguments`` as the audit trail keeps them: private ones as the sha256 hash of their text."""
-        return {key: _digest(value) if key in self.private else value for key, value in arguments.items()}
+        return {
+            key: private_digest(value) if key in self.private else value for key, value in arguments.items()
+        }
 
 
-def _digest(value: Any) -> str:
+def private_digest(value: Any) -> str:
+    """How the audit trail keeps private text: ``"sha256:"`` and the hex digest of its text. It shows
+    whether a known text was used, and hides the text (short or guessable text can still be guessed)."""
     return "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, cast
 
 import typer
@@ -59,6 +59,21 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise typer.Exit(130) from None
 
 
+def require_database(settings: Settings) -> None:
+    """Before a server starts: reach the configured database once, or say why not in one sentence and
+    exit 2 (inside the server's startup the same failure is a page of traceback). The embedded database
+    is left to the server: starting it twice would only cost time."""
+    if settings.database_url is None:
+        return
+    from storage import Database
+
+    async def reach() -> None:
+        async with Database.from_settings(settings, migrate=False):
+            pass
+
+    run(reach())
+
+
 def load_settings() -> Settings:
     """Build the settings at a command's entry point; an invalid value becomes one sentence, exit 2."""
     from pydantic import ValidationError
@@ -71,13 +86,20 @@ def load_settings() -> Settings:
         first = err.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "settings"
         fail(f"The setting KOMMANDANT_{where.upper()} is not valid: {first['msg']}.")
-    setup_logging(settings.log_level)
+    from assistant.cli.secrets import configured_secrets
+
+    setup_logging(settings.log_level, configured_secrets(settings))
     return settings
 
 
-def setup_logging(level: str) -> None:
-    """Plain logging to stderr at the configured level (rich tracebacks only in DEBUG)."""
+def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
+    """Plain logging to stderr at the configured level (rich tracebacks only in DEBUG), with ``secrets``
+    (the configured passwords and keys) masked in every record, whichever logger writes it."""
     from rich.logging import RichHandler
+
+    from assistant.cli.secrets import mask_secrets_in_logs
+
+    mask_secrets_in_logs(secrets)
 
     logging.basicConfig(
         level=level,

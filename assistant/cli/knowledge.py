@@ -16,18 +16,20 @@ import typer
 from assistant.cli.console import console, fail, load_settings, run
 
 
-def _expand(paths: list[Path]) -> list[tuple[str, Path]]:
-    """Files as given, and the supported files inside folders (recursively), in a stable order."""
-    from agents.documents import SUPPORTED_SUFFIXES
+def _expand(paths: list[Path], follow_symlinks: bool) -> list[tuple[str, Path]]:
+    """Files as given, and the supported files inside folders (recursively), in a stable order; says
+    which links out of a folder were skipped."""
+    from agents.ingest import folder_files
 
     found: list[tuple[str, Path]] = []
     for path in paths:
         if path.is_dir():
-            found += [
-                (str(p.relative_to(path.parent)), p)
-                for p in sorted(path.rglob("*"))
-                if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
-            ]
+            files, skipped = folder_files(path, follow_symlinks=follow_symlinks)
+            found += files
+            for item in skipped:
+                console.print(f"[yellow]-[/] {item.name}: skipped, {item.reason}", highlight=False)
+            if any(item.leads_out for item in skipped):
+                console.print("  (--follow-symlinks reads links out of the folder too)", highlight=False)
         elif path.exists():
             found.append((path.name, path))
         else:
@@ -38,10 +40,20 @@ def _expand(paths: list[Path]) -> list[tuple[str, Path]]:
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (txt, md, pdf, docx, html).")],
     user: Annotated[str, typer.Option(help="Who is adding them (for the audit trail).")] = "local",
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--follow-symlinks",
+            help="Also read links in the folders that point outside them (skipped by default).",
+        ),
+    ] = False,
 ) -> None:
-    """Add documents to the knowledge base, with a progress bar. A bad file fails alone."""
+    """Add documents to the knowledge base, with a progress bar. A bad file fails alone.
+
+    Symbolic links inside a folder that lead out of it are skipped (and listed) unless --follow-symlinks.
+    """
     settings = load_settings()
-    files = _expand(paths)
+    files = _expand(paths, follow_symlinks)
     if not files:
         fail("No supported files found (txt, md, pdf, docx, html).")
 

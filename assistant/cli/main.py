@@ -13,7 +13,7 @@ from assistant.cli import mcp as cli_mcp
 from assistant.cli import turns as cli_turns
 from assistant.cli import voice as cli_voice
 from assistant.cli import web as cli_web
-from assistant.cli.console import console, fail, load_settings, run
+from assistant.cli.console import console, fail, load_settings, require_database, run
 
 app = typer.Typer(
     name="kommandant",
@@ -49,6 +49,7 @@ def up(
         settings.host = host
     if port:
         settings.port = port
+    require_database(settings)
     from assistant.web.server import serve
 
     serve(settings)

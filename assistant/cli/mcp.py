@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 import typer
 from rich.markup import escape
 
-from assistant.cli.console import console, err_console, fail, load_settings, run
+from assistant.cli.console import console, err_console, fail, load_settings, require_database, run
 
 tokens_app = typer.Typer(help="Bearer tokens of the MCP HTTP endpoint.", no_args_is_help=True)
 
@@ -34,6 +34,7 @@ def mcp(
             settings.host = host
         if port:
             settings.port = port
+        require_database(settings)
         from mcp_server.http import serve
 
         serve(settings)

@@ -7,7 +7,9 @@ Three ways in, all ending at an account in ``web_accounts`` (``kommandant users 
 
 The single-user embedded default (``KOMMANDANT_WEB_AUTH=auto``, no account yet) signs everyone in as
 the ``local`` admin, so ``make up`` opens a usable chat on a fresh machine. As soon as one account
-exists, that stops: the login form is shown and old ``local`` sessions are refused.
+exists, that stops: the login form is shown and old ``local`` sessions are refused. Only a request for
+an allowed host from the server's own page (or from no page) is signed in that way, never one from a
+page on another site, another local port or a DNS name rebound to 127.0.0.1 (``assistant.web.hosts``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.events import Role
+from assistant.web.hosts import HostPolicy
 from settings import Settings
 from storage.web_accounts import WebAccountRecord, WebAccountRepository
 
@@ -74,6 +77,12 @@ class WebAuth:
     def __init__(self, settings: Settings, accounts: WebAccountRepository) -> None:
         self.settings = settings
         self.accounts = accounts
+        self.hosts = HostPolicy.for_web(settings)
+
+    def local_request(self, headers: Mapping[str, str]) -> bool:
+        """Whether a request may be signed in without a password: its Host is this server's and its
+        Origin, when sent, is the server itself (see ``HostPolicy.local_request``)."""
+        return self.hosts.local_request(headers)
 
     async def auto_login_active(self) -> bool:
         """Whether the page should sign people in as the local admin without a form."""
@@ -88,16 +97,24 @@ class WebAuth:
         return _identity(account, "password")
 
     async def header_login(self, headers: Mapping[str, str]) -> Identity | None:
-        """The trusted proxy header's account, or the local admin while auto-login is active."""
+        """The trusted proxy header's account, or the local admin while auto-login is active and the
+        request is local (``local_request``); ``headers`` are the request's, keys in lower case."""
         header = self.settings.web_auth_header
         if header:
             name = headers.get(header.lower()) or headers.get(header)
             if name:
                 account = await self.accounts.get(name.strip())
                 return None if account is None else _identity(account, "header")
-        if await self.auto_login_active():
-            return Identity(LOCAL_USER, "admin", "auto")
-        return None
+        if not await self.auto_login_active():
+            return None
+        if not self.local_request(headers):
+            log.warning(
+                "refused the automatic local login for host %r, origin %r",
+                str(headers.get("host"))[:100],
+                str(headers.get("origin"))[:100],
+            )
+            return None
+        return Identity(LOCAL_USER, "admin", "auto")
 
     async def oauth_login(self, identifier: str, provider: str) -> Identity | None:
         """An OAuth sign-in is let in only when an account of that name (usually the e-mail) exists."""

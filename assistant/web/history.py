@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -144,9 +145,38 @@ class KommandantDataLayer(SQLAlchemyDataLayer):
         await self.flush()
         return await super().upsert_feedback(feedback)
 
+    async def step_thread(self, step_id: str) -> tuple[str, str | None] | None:
+        """(thread id, identifier of the thread's owner) of a step; None when there is no such step."""
+        if not _is_uuid(step_id):
+            return None
+        await self.flush()
+        rows = await self.execute_sql(
+            'SELECT t."id", t."userIdentifier" FROM steps s JOIN threads t ON t."id" = s."threadId" '
+            'WHERE s."id" = :id',
+            {"id": step_id},
+        )
+        if not isinstance(rows, list) or not rows:
+            return None
+        return str(rows[0]["id"]), rows[0]["userIdentifier"]
+
+    async def feedback_step(self, feedback_id: str) -> str | None:
+        """The step a saved feedback is on; None when there is no such feedback."""
+        if not _is_uuid(feedback_id):
+            return None
+        rows = await self.execute_sql('SELECT "forId" FROM feedbacks WHERE "id" = :id', {"id": feedback_id})
+        return str(rows[0]["forId"]) if isinstance(rows, list) and rows else None
+
     async def create_element(self, element: Any) -> None:
         """Elements are not persisted (no blob store); see the module docstring."""
 
     async def close(self) -> None:
         """The runtime owns the engine and disposes it; only pending writes are finished here."""
         await self.flush()
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except (ValueError, TypeError):
+        return False
+    return True

@@ -3,6 +3,9 @@
 Chainlit keeps its hooks and settings in module globals, so a process serves one chat app; its hooks
 (``assistant/app.py``) reach the running services through ``runtime()``, ``web_auth()`` and
 ``chat_history()`` here, which the app's lifespan sets.
+
+Every request passes the Host and Origin check first (``assistant.web.hosts``), then one CORS layer
+(``KOMMANDANT_CORS_ORIGINS``; same origin only by default) for all routes, the chat's included.
 """
 
 from __future__ import annotations
@@ -13,13 +16,17 @@ import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from settings import Settings
+from starlette.requests import Request  # at module level: FastAPI reads the route's annotations here
+
+from settings import WILDCARD_HOSTS, Settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from starlette.applications import Starlette
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from assistant.kommandant import Kommandant
@@ -30,6 +37,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHAT_PATH = "/chat"
+OAUTH_FORM_POST_CALLBACK = f"{CHAT_PATH}/auth/oauth/azure-ad-hybrid/callback"
+"""Chainlit's one sign-in route that the provider's page posts to (from its own origin)."""
 SOCKET_MAX_BYTES = 8 * 1024 * 1024
 """Largest Socket.IO message; above Engine.IO's 1 MB default so an over-long chat message reaches the
 Kommandant and gets a clear reply instead of a silently dropped connection."""
@@ -78,9 +87,11 @@ def create_app(settings: Settings) -> FastAPI:
     os.environ.setdefault("CHAINLIT_APP_ROOT", str(PROJECT_ROOT))
     from fastapi import FastAPI
     from fastapi.responses import RedirectResponse
+    from starlette.middleware.cors import CORSMiddleware
 
     from assistant.runtime import Runtime
     from assistant.web.auth import WebAuth, ensure_auth_secret
+    from assistant.web.hosts import HostCheckMiddleware, HostPolicy
     from storage.web_accounts import WebAccountRepository
 
     ensure_auth_secret(settings)
@@ -94,7 +105,8 @@ def create_app(settings: Settings) -> FastAPI:
             chat_history().bind(database)
             _auth = WebAuth(settings, WebAccountRepository(database.sessionmaker))
             _runtime = rt
-            log.info("Kommandant is ready at http://%s:%s%s", settings.host, settings.port, CHAT_PATH)
+            shown = "127.0.0.1" if settings.host in WILDCARD_HOSTS else settings.host  # 0.0.0.0 is no name
+            log.info("Kommandant is ready at http://%s:%s%s", shown, settings.port, CHAT_PATH)
             try:
                 yield
             finally:
@@ -113,14 +125,16 @@ def create_app(settings: Settings) -> FastAPI:
         return RedirectResponse(CHAT_PATH)
 
     @app.get(f"{CHAT_PATH}/auth/config", include_in_schema=False)
-    async def auth_config() -> dict[str, Any]:
+    async def auth_config(request: Request) -> dict[str, Any]:
         """Chainlit's login configuration, with the header login offered only when it can succeed
-        (auto-login of the local admin, or a trusted proxy header): else the page would try it on
-        every visit and greet people with a failed sign-in."""
+        (auto-login of the local admin for a local request, or a trusted proxy header): else the page
+        would try it on every visit and greet people with a failed sign-in."""
         from chainlit.auth import get_configuration
 
         configuration: dict[str, Any] = get_configuration()
-        offered = bool(settings.web_auth_header) or (_auth is not None and await _auth.auto_login_active())
+        offered = bool(settings.web_auth_header) or (
+            _auth is not None and _auth.local_request(request.headers) and await _auth.auto_login_active()
+        )
         configuration["headerAuth"] = offered
         return configuration
 
@@ -130,13 +144,68 @@ def create_app(settings: Settings) -> FastAPI:
     mount_mcp(app, settings, runtime)
     # --- end MCP ---
 
+    from chainlit.server import app as chainlit_app
     from chainlit.server import sio
     from chainlit.utils import mount_chainlit
 
+    from assistant.web.feedback import feedback_routes
+    from mcp_server.http import MCP_PATH, transport_security
+
     sio.eio.max_http_buffer_size = SOCKET_MAX_BYTES
+    keep_uploads_in(settings.data_dir / "files")
+    app.include_router(feedback_routes(CHAT_PATH, chat_history))  # before the chat's own routes
     mount_chainlit(app, target=str(Path(__file__).with_name("app.py")), path=CHAT_PATH)
+    drop_chainlit_cors(chainlit_app, settings.cors_origins)
     app.add_middleware(OfflinePageMiddleware)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
+    web, mcp = HostPolicy.for_web(settings), transport_security(settings)
+    app.add_middleware(  # last added, so it runs first: before every route, the mounted chat included
+        HostCheckMiddleware,
+        policy=web,
+        routes=[
+            (MCP_PATH, HostPolicy.create(mcp.allowed_hosts, mcp.allowed_origins)),
+            (OAUTH_FORM_POST_CALLBACK, replace(web, any_origin=True)),
+        ],
+    )
     return app
+
+
+def keep_uploads_in(folder: Path) -> None:
+    """Have Chainlit keep uploaded files in ``folder`` (the data folder's ``files``, private to this
+    user) instead of ``.files`` in the checkout. Chainlit reads ``FILES_DIRECTORY`` from its config
+    module each time a session stores a file; its server module keeps a copy for its shutdown clean-up."""
+    import chainlit.config
+    import chainlit.server
+
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    chainlit.config.FILES_DIRECTORY = folder
+    chainlit.server.FILES_DIRECTORY = folder
+
+
+def drop_chainlit_cors(chainlit_app: Starlette, origins: list[str]) -> None:
+    """Leave CORS to the outer app, whose layer covers every route with ``KOMMANDANT_CORS_ORIGINS``.
+
+    Chainlit adds a CORS middleware of its own at import, from ``allow_origins`` in
+    ``.chainlit/config.toml``; two layers could answer differently, so Chainlit's is removed (its
+    setting is kept equal to ours for any code that reads it). Before the app first served a request
+    only: after that Chainlit's layer stays, and config.toml's empty list keeps it from allowing any
+    origin.
+    """
+    from chainlit.config import config
+    from starlette.middleware.cors import CORSMiddleware
+
+    config.project.allow_origins = list(origins)
+    if chainlit_app.middleware_stack is None:
+        chainlit_app.user_middleware = [
+            m for m in chainlit_app.user_middleware if m.cls is not CORSMiddleware
+        ]
 
 
 _REMOTE_LINK = re.compile(r"<link\b[^>]*\bhref=\"https?://[^\"]*\"[^>]*>", re.IGNORECASE)

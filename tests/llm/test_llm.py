@@ -243,3 +243,30 @@ async def test_the_model_chosen_in_the_chat_is_used_and_empty_means_templates_on
         events = [e async for e in rt.kommandant.handle(off)]
         assert fake_llm.requests == []
         assert [e for e in events if isinstance(e, ReplyDone)][-1].text.startswith("I didn't understand")
+
+
+async def test_words_on_the_llm_path_reach_the_audit_trail_only_as_hashes(
+    db: Database, tmp_path: Path, fake_llm: FakeLLM
+) -> None:
+    """A fact the LLM chose to remember, and a question it answered from memory (its words were the
+    memory and knowledge search queries), are kept out of the audit rows like typed commands."""
+    from sqlalchemy import text
+
+    from storage.audit import AuditLog
+    from tests.core.test_audit_visibility import readable
+
+    def script(request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("tools") and "jot this" in json.dumps(request["messages"][-1]):
+            return {"tool": "memory_remember", "arguments": {"fact": "my locker code is 4711"}}
+        return {"content": "Your locker code is 4711."}
+
+    fake_llm.script = script
+    async with _runtime(db, tmp_path, fake_llm, "ollama") as rt:
+        await turn_reply(rt, "jot this in your head please: my locker code is 4711")
+        reply, _ = await turn_reply(rt, "which digits open the metal cupboard at the gym")
+    assert "4711" in reply
+    async with db.engine.connect() as conn:
+        trail = await conn.scalar(text("SELECT string_agg(a::text, E'\\n') FROM audit_log a"))
+    for secret in ("4711", "locker", "metal cupboard"):
+        assert secret not in readable(trail), secret
+    assert (await AuditLog(db.sessionmaker).verify()).ok

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from storage import Database, DatabaseUnavailableError, PgvectorMissingError, PostgresResultStore
+from storage import Database, DatabaseUnavailableError, PgvectorMissingError, PostgresResultStore, redact
 from storage.migrate import current_revision, downgrade, head_revision, upgrade
 from storage.models import Base
 
@@ -69,3 +69,22 @@ async def test_database_without_pgvector_is_refused() -> None:
             await Database("postgresql://postgres@127.0.0.1:5432/postgres").start()
     except DatabaseUnavailableError as err:
         pytest.skip(f"the PostgreSQL on 5432 did not let us in: {err}")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql://u:pw@h/db?password=x&sslmode=require",
+            "postgresql://u:***@h/db?password=***&sslmode=require",
+        ),
+        ("postgresql://u@h/db?password=secret", "postgresql://u@h/db?password=***"),
+        (
+            "postgresql://u@h/db?PWD=a&pass=b&api_key=c&token=d&client_secret=e&sslpassword=f",
+            "postgresql://u@h/db?PWD=***&api_key=***&client_secret=***&pass=***&sslpassword=***&token=***",
+        ),
+        ("postgresql://u@h:5432/db?sslmode=require", "postgresql://u@h:5432/db?sslmode=require"),
+    ],
+)
+def test_redact_hides_the_password_and_secret_query_parameters(url: str, shown: str) -> None:
+    assert redact(url) == shown

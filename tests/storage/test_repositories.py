@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
-from storage import ConflictError, Database
+from storage import ConflictError, Database, NotFoundError
 from storage.approvals import ApprovalRepository
 from storage.memory import MemoryRepository
 from storage.models import Approval, Memory
@@ -42,6 +42,17 @@ async def test_a_pending_approval_is_decided_once(db: Database) -> None:
         await approvals.decide(record.id, approve=True, decided_by="bob")
 
 
+@pytest.mark.parametrize("prefix", ["________", "_", "%", "%%", "_%", "", "   "])
+async def test_an_id_prefix_is_matched_literally_not_as_a_pattern(db: Database, prefix: str) -> None:
+    approvals = ApprovalRepository(db.sessionmaker)
+    record = await approvals.request(
+        "memory_forget", {"query": "x"}, requested_by="ann", channel="cli", thread_id=None, ttl=60
+    )
+    with pytest.raises(NotFoundError):
+        await approvals.find(prefix)
+    assert (await approvals.find(str(record.id)[:4].upper())).id == record.id
+
+
 async def test_forget_deletes_matches_and_history_without_counting_an_access(db: Database) -> None:
     memories = MemoryRepository(db.sessionmaker)
     old, _ = await memories.remember(user_id="ann", content="my editor is vim", subject="editor")
@@ -57,3 +68,23 @@ async def test_forget_deletes_matches_and_history_without_counting_an_access(db:
     assert [r.id for r, _ in recalled] == [kept.id]
     async with db.sessionmaker() as session:
         assert await session.scalar(select(Memory.access_count).where(Memory.id == kept.id)) == 1
+
+
+@pytest.mark.parametrize("pattern", ["________", "%", "_%"])
+async def test_token_and_reminder_id_prefixes_are_literal(db: Database, pattern: str) -> None:
+    """LIKE wildcards in an id prefix match nothing: revoking '________' never takes some token."""
+    from datetime import UTC, datetime, timedelta
+
+    from storage.reminders import ReminderRepository
+    from storage.tokens import TokenRepository
+
+    tokens = TokenRepository(db.sessionmaker)
+    record, _ = await tokens.create("laptop", role="viewer", user_id="ann")
+    with pytest.raises(NotFoundError):
+        await tokens.revoke(pattern)
+    assert not next(t for t in await tokens.list() if t.id == record.id).revoked_at
+    reminders = ReminderRepository(db.sessionmaker)
+    due = datetime.now(UTC) + timedelta(hours=1)
+    await reminders.create(user_id="ann", channel="cli", thread_id=None, text="stretch", due_at=due)
+    with pytest.raises(NotFoundError):
+        await reminders.cancel("ann", pattern)

@@ -33,9 +33,24 @@ NAMED = {
 }
 
 
-def test_search_queries_are_private() -> None:
+def test_search_queries_and_what_people_keep_are_private() -> None:
     private = {tool.name: tool.private for tool in CATALOG if tool.private}
-    assert private == {"memory_recall": {"query"}, "knowledge_search": {"query"}}
+    assert private == {
+        "memory_remember": {"fact"},
+        "memory_recall": {"query"},
+        "memory_forget": {"query"},
+        "knowledge_search": {"query"},
+        "knowledge_add": {"content"},
+    }
+
+
+def test_results_echoing_private_text_are_private() -> None:
+    private = {tool.name for tool in CATALOG if tool.result_is_private}
+    memory = {"memory_remember", "memory_recall", "memory_forget", "memory_list"}
+    assert private == {*memory, "knowledge_search", "knowledge_add"}
+    said = "Got it — I'll remember that your pin is 8642."
+    assert CATALOG.get("memory_remember").auditable_result(said) == f"(private: {len(said)} characters)"
+    assert CATALOG.get("system_status").auditable_result("All 3 agents are up.") == "All 3 agents are up."
 
 
 def test_which_argument_names_a_live_thing() -> None:

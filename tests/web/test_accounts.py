@@ -61,20 +61,20 @@ def _auth(db: Database, tmp_path: Path, **overrides: Any) -> WebAuth:
 async def test_auto_login_only_while_no_account_exists(db: Database, tmp_path: Path) -> None:
     auth = _auth(db, tmp_path)
     assert await auth.auto_login_active()
-    local = await auth.header_login({})
+    local = await auth.header_login({"host": "127.0.0.1:8000"})
     assert local is not None and (local.user, local.role, local.provider) == (LOCAL_USER, "admin", "auto")
     assert await auth.current_role(LOCAL_USER) == "admin"
 
     await auth.accounts.add("alice", "alice-password", "operator")
     assert not await auth.auto_login_active()
-    assert await auth.header_login({}) is None
+    assert await auth.header_login({"host": "127.0.0.1:8000"}) is None
     assert await auth.current_role(LOCAL_USER) is None  # an open local session is refused at once
 
 
 async def test_password_mode_never_auto_logs_in(db: Database, tmp_path: Path) -> None:
     auth = _auth(db, tmp_path, web_auth="password")
     assert not await auth.auto_login_active()
-    assert await auth.header_login({}) is None
+    assert await auth.header_login({"host": "127.0.0.1:8000"}) is None
     assert await auth.current_role(LOCAL_USER) is None
 
 

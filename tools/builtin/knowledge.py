@@ -10,6 +10,7 @@ from pydantic import Field, StringConstraints
 
 from tools.builtin.base import Query, ToolInput, ToolOutput
 from tools.definition import Risk, ToolDefinition
+from tools.facts import PRIVATE
 
 AGENT = "knowledge"
 
@@ -27,7 +28,7 @@ class KnowledgeSearchInput(ToolInput):
 class KnowledgeAddInput(ToolInput):
     """Add a note or document to the knowledge base."""
 
-    content: Content = Field(description="The text to add (up to 50,000 characters).")
+    content: Annotated[Content, PRIVATE] = Field(description="The text to add (up to 50,000 characters).")
     title: Title | None = Field(default=None, description="An optional title for the entry.")
 
 

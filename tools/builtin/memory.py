@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import Field
 
 from tools.builtin.base import Query, ShortText, ToolInput, ToolOutput, second_person, sentence
 from tools.definition import Risk, ToolDefinition
+from tools.facts import PRIVATE
 
 AGENT = "memory"
 
@@ -15,7 +17,7 @@ AGENT = "memory"
 class RememberInput(ToolInput):
     """Store one fact about the person or the world."""
 
-    fact: ShortText = Field(
+    fact: Annotated[ShortText, PRIVATE] = Field(
         description="The fact to remember, in the person's words, e.g. 'my editor is neovim'."
     )
 
@@ -29,7 +31,7 @@ class RecallInput(ToolInput):
 class ForgetInput(ToolInput):
     """Forget the remembered facts that match a query."""
 
-    query: ShortText = Field(description="Which facts to forget, e.g. 'my editor'.")
+    query: Query = Field(description="Which facts to forget, e.g. 'my editor'.")
 
 
 class MemoryListInput(ToolInput):
@@ -140,6 +142,7 @@ LIST = ToolDefinition(
     input_model=MemoryListInput,
     output_model=MemoryList,
     risk=Risk.READ,
+    private_result=True,
 )
 
 TOOLS = (REMEMBER, RECALL, LIST, FORGET)

@@ -17,7 +17,7 @@ class SystemStatusInput(ToolInput):
 
 
 class AuditRecentInput(ToolInput):
-    """Read the most recent audit entries."""
+    """Read the most recent audit entries: the caller's own, or everyone's for an admin."""
 
     limit: int = Field(default=20, ge=1, le=500, description="How many entries, newest first (1..500).")
 
@@ -87,7 +87,7 @@ STATUS = ToolDefinition(
 )
 AUDIT_RECENT = ToolDefinition(
     name="audit_recent",
-    description="The most recent entries of the audit trail.",
+    description="The most recent entries of the audit trail: the caller's own (an admin's call: everyone's).",
     agent=AGENT,
     input_model=AuditRecentInput,
     output_model=AuditLog,
