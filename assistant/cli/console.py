@@ -59,6 +59,18 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise typer.Exit(130) from None
 
 
+def server_settings(host: str | None, port: int | None) -> Settings:
+    """The settings of a server command (``up``, ``mcp --http``): ``--host``/``--port`` over the
+    configured ones, and the database checked before the server starts (``require_database``)."""
+    settings = load_settings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    require_database(settings)
+    return settings
+
+
 def require_database(settings: Settings) -> None:
     """Before a server starts: reach the configured database once, or say why not in one sentence and
     exit 2 (inside the server's startup the same failure is a page of traceback). The embedded database

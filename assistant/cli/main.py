@@ -13,7 +13,7 @@ from assistant.cli import mcp as cli_mcp
 from assistant.cli import turns as cli_turns
 from assistant.cli import voice as cli_voice
 from assistant.cli import web as cli_web
-from assistant.cli.console import console, fail, load_settings, require_database, run
+from assistant.cli.console import console, fail, load_settings, run, server_settings
 
 app = typer.Typer(
     name="kommandant",
@@ -44,12 +44,7 @@ def up(
     ] = None,
 ) -> None:
     """Start the web chat with every agent in this process (embedded default). Ctrl-C stops it."""
-    settings = load_settings()
-    if host:
-        settings.host = host
-    if port:
-        settings.port = port
-    require_database(settings)
+    settings = server_settings(host, port)
     from assistant.web.server import serve
 
     serve(settings)

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 import typer
 from rich.markup import escape
 
-from assistant.cli.console import console, err_console, fail, load_settings, require_database, run
+from assistant.cli.console import console, err_console, fail, load_settings, run, server_settings
 
 tokens_app = typer.Typer(help="Bearer tokens of the MCP HTTP endpoint.", no_args_is_help=True)
 
@@ -28,20 +28,14 @@ def mcp(
     KOMMANDANT_MCP_USER with role KOMMANDANT_MCP_ROLE (admin). --http: every request needs
     `Authorization: Bearer <token>` from `kommandant tokens create`.
     """
-    settings = load_settings()
     if http:
-        if host:
-            settings.host = host
-        if port:
-            settings.port = port
-        require_database(settings)
         from mcp_server.http import serve
 
-        serve(settings)
+        serve(server_settings(host, port))
         return
     from mcp_server.stdio import serve_stdio
 
-    run(serve_stdio(settings))
+    run(serve_stdio(load_settings()))
 
 
 @tokens_app.command("create")
