@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from assistant.events import ApprovalRequired, ToolFinished, Turn
 from assistant.runtime import Runtime
+from embeddings import embedder_from_settings
 from storage import Database
 from storage.audit import AuditLog
 from tests.test_cli import cli
@@ -94,6 +95,9 @@ async def test_each_person_sees_only_their_own_rows_and_an_admin_sees_all(runtim
 async def test_private_words_never_reach_the_audit_trail_in_clear(runtime: Runtime) -> None:
     assert runtime.kommandant is not None
     db = runtime.services.database  # type: ignore[union-attr]
+    # Load the embedding model first: its first load on a busy machine can outlast this runtime's short
+    # call deadline, and what is tested here is the audit trail, not loading speed.
+    await embedder_from_settings(runtime.settings).embed(["warm up"])
     otto = {"user": "otto", "role": "operator"}
     remembered = await turn(runtime, f"remember that my bank pin is {PIN}", **otto)
     assert any(PIN in e.text for e in remembered if isinstance(e, ToolFinished))  # the person sees it
