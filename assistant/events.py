@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from intents import IntentMatch
     from voice import Transcript
 
 Role = Literal["admin", "operator", "viewer"]
@@ -31,6 +34,19 @@ class Turn:
     llm_model: str | None = None
     """The LLM the person picked for this turn's fallback (web chat setting): None uses the configured
     ``llm_model``; ``""`` means templates only (no LLM call)."""
+    intents: tuple[IntentMatch, ...] | None = None
+    """Commands understood before (a schedule's stored command): the turn runs these instead of parsing
+    ``text``, which then only describes them."""
+    idempotency_key: str | None = None
+    """A key under which the turn's calls act once (a scheduled occurrence): each call's key is this key
+    with its tool and arguments, so a repeated turn or a redelivered call never acts twice."""
+
+    def call_key(self, tool: str, arguments: dict[str, Any]) -> str | None:
+        """The idempotency key of this turn's call of ``tool`` with ``arguments`` (None: a fresh key)."""
+        if self.idempotency_key is None:
+            return None
+        digest = hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()
+        return f"{self.idempotency_key}:{tool}:{digest[:16]}"
 
 
 @dataclass(frozen=True, slots=True)

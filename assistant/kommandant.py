@@ -9,14 +9,14 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from agents import APPROVALS_DECIDED, Services
+from agents import APPROVALS_DECIDED, Services, approval_result_topic
 from assistant import policy
 from assistant.events import (
     ApprovalRequired,
@@ -36,8 +36,11 @@ from intents import ConversationContext, IntentMatch, LiveLists, Recognizer
 from storage import is_connection_lost
 from storage.approvals import ApprovalRepository
 from storage.audit import AuditDraft, AuditLog
+from storage.audit_key import audit_key
 from storage.lists import live_names
-from tools import Risk, ToolDefinition, private_digest
+from storage.records import ApprovalRecord
+from tools import EntityKind, Risk, ToolDefinition, private_digest
+from tools.builtin.approvals import ApprovalDecision
 from tools.errors import ToolError
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,11 @@ CONFIRM_TTL = 120.0
 """Seconds a spoken command waiting for "yes" stays open."""
 _YES = frozenset({"yes", "yeah", "yep", "yup", "correct", "right", "sure", "ok", "okay", "do it", "go ahead",
                   "yes please", "confirm", "that is right", "exactly"})  # fmt: skip
+REQUESTER_ALIVE = 10.0
+"""Seconds a waiting requester's liveness mark lasts; the waiting turn renews it every quarter of that."""
+RAN_DETACHED = "approved after this request stopped waiting"
+"""``ApprovalResolved.status`` when the call ran detached (its result went to the channel's topic)."""
+_ROLES: frozenset[str] = frozenset({"admin", "operator", "viewer"})
 _NO = frozenset(
     {"no", "nope", "nah", "cancel", "wrong", "no thanks", "don't", "do not", "never mind", "stop"}
 )
@@ -89,12 +97,13 @@ class TurnAudit:
             )
         )
 
-    def redact_turn_text(self) -> None:
-        """Keep the turn's text as a hash only, because it carries private arguments (a fact to remember, a
-        search query). Called once the text is understood, before the turn row is written."""
+    def redact_turn_text(self, key: bytes) -> None:
+        """Keep the turn's text as a keyed hash only (``key``: the audit key), because it carries private
+        arguments (a fact to remember, a search query). Called once the text is understood, before the
+        turn row is written."""
         for i, draft in enumerate(self._pending):
             if draft.kind == "turn":
-                digest = private_digest(self._turn.text.strip())
+                digest = private_digest(self._turn.text.strip(), key)
                 data = {**(draft.data or {}), "text": digest, "private": True}
                 self._pending[i] = draft.model_copy(update={"data": data})
                 return
@@ -140,9 +149,12 @@ class Kommandant:
         self.recognizer = recognizer
         self.fallback = fallback
         self.approvals = ApprovalRepository(services.database.sessionmaker)
+        self.audit_key = audit_key(services.settings)
+        """The key of the audit trail's hashes of private text (``tools.private_digest``)."""
         self._tz = ZoneInfo(services.settings.timezone)
         self._contexts: OrderedDict[tuple[str, str | None], ConversationContext] = OrderedDict()
         self._unconfirmed: dict[tuple[str, str | None], tuple[float, list[IntentMatch]]] = {}
+        self._watchers: set[asyncio.Task[None]] = set()
 
     # -- the turn -----------------------------------------------------------------------------------------
     async def handle(self, turn: Turn) -> AsyncIterator[Event]:
@@ -264,7 +276,10 @@ class Kommandant:
 
     async def recognize(self, turn: Turn) -> list[IntentMatch]:
         """Template matches for the turn, with live names from storage and the conversation so far; for a
-        spoken turn, also the nearest command to a misheard one (``source="corrected"``)."""
+        spoken turn, also the nearest command to a misheard one (``source="corrected"``); a turn that brings
+        its commands understood (a schedule firing) runs those."""
+        if turn.intents is not None:
+            return list(turn.intents)
         lists = await live_lists(self.services.database.sessionmaker, turn.user)
         # Speech may be misheard: a transcript that is no command is tried as the nearest one that is.
         recognize = (
@@ -279,10 +294,13 @@ class Kommandant:
             answer = await self._ask_fallback(turn, deadline)
         except FallbackUnavailableError as err:
             answer, unavailable = None, str(err)
+        chat = self.recognizer.chat(turn.text)
+        if chat is not None and isinstance(answer, list):
+            answer = None  # greetings, thanks and small talk never become a tool call
         if isinstance(answer, list) and answer:
             self._keep_private(answer, audit)
         elif self._consults_fallback(turn):
-            audit.redact_turn_text()  # the fallback searched memory and knowledge with the words (private)
+            audit.redact_turn_text(self.audit_key)  # the fallback searched memory and knowledge with them
         if isinstance(answer, StreamedAnswer):
             async for event in self._stream_answer(answer, deadline, audit):
                 yield event
@@ -299,6 +317,11 @@ class Kommandant:
         if isinstance(answer, str) and answer:
             yield ReplyDelta(answer)
             yield ReplyDone(answer)
+            return
+        if chat is not None:  # a friendly word back, with or without an LLM
+            audit.record("chat", data={"kind": chat.kind})
+            yield ReplyDelta(chat.reply)
+            yield ReplyDone(chat.reply)
             return
         suggestions = self.recognizer.suggest(turn.text, 3)
         reply = "I didn't understand that."
@@ -402,6 +425,7 @@ class Kommandant:
                 await own.flush()
             return
         try:
+            arguments = await self._with_command(tool, arguments, turn)
             tool.validate_arguments(arguments)
         except ToolError as err:
             yield Failed(str(err))
@@ -419,16 +443,29 @@ class Kommandant:
                 if isinstance(event, ApprovalResolved):
                     status = event.status
                 yield event
+            if status == RAN_DETACHED:
+                yield ReplyDelta(f"{tool.name} was {status}: it ran detached and its result was sent here.")
+                return
             if status != "approved":
                 reply = f"Not running {tool.name}: the approval was {status or 'not given'}."
                 yield ReplyDelta(reply)
                 return
+        decided: dict[str, Any] | None = None
         async for event in self._dispatch(tool, arguments, turn, audit):
+            if tool.decides_approvals and isinstance(event, ToolFinished) and event.ok:
+                decided = event.structured
             yield event
+        if decided is not None:
+            outcome = await self._carry_out(ApprovalDecision.model_validate(decided))
+            if outcome:
+                yield ReplyDelta(outcome)
 
     async def _approval(
         self, tool: ToolDefinition, arguments: dict[str, Any], turn: Turn, audit: TurnAudit
     ) -> AsyncIterator[Event]:
+        """Ask for approval and wait for it, marked as waiting (renewed) until the decision or until this
+        turn is cancelled or closed; then the mark is released, and an approval decided later runs the call
+        detached (``_carry_out``). An approved call runs here only if this turn claims it first."""
         settings = self.services.settings
         async with self.services.bus.subscribe(APPROVALS_DECIDED) as decided:
             record = await self.approvals.request(
@@ -438,21 +475,29 @@ class Kommandant:
                 channel=turn.channel,
                 thread_id=turn.thread,
                 ttl=settings.approval_ttl,
+                requester_role=turn.role,
+                alive_for=REQUESTER_ALIVE,
             )
-            audit.record(
-                "approval_requested",
-                tool=tool.name,
-                data={"approval": str(record.id), "arguments": self._auditable(tool.name, arguments)},
-            )
-            await audit.flush()
-            yield ApprovalRequired(
-                approval_id=str(record.id),
-                tool=tool.name,
-                arguments=arguments,
-                requested_by=turn.user,
-                expires_at=record.expires_at,
-            )
-            status = await self._wait_for_decision(str(record.id), decided, record.expires_at)
+            alive = asyncio.create_task(self._keep_alive(record.id))
+            try:
+                audit.record(
+                    "approval_requested",
+                    tool=tool.name,
+                    data={"approval": str(record.id), "arguments": self._auditable(tool.name, arguments)},
+                )
+                await audit.flush()
+                yield ApprovalRequired(
+                    approval_id=str(record.id),
+                    tool=tool.name,
+                    arguments=arguments,
+                    requested_by=turn.user,
+                    expires_at=record.expires_at,
+                )
+                status = await self._wait_for_decision(str(record.id), decided, record.expires_at)
+                if status == "approved" and not await self.approvals.claim_run(record.id, "requester"):
+                    status = RAN_DETACHED
+            finally:
+                await self._stop_waiting(record.id, alive)
         if status == "expired":
             audit.record("approval_expired", tool=tool.name, data={"approval": str(record.id)})
         yield ApprovalResolved(approval_id=str(record.id), tool=tool.name, status=status)
@@ -469,6 +514,113 @@ class Kommandant:
                     while (await decided.get()).payload.get("id") != approval_id:
                         pass
 
+    async def _keep_alive(self, approval_id: Any) -> None:
+        """Renew the mark saying this requester waits, also while the front door holds the event (an MCP
+        client or the terminal asking its own person to decide)."""
+        while True:
+            await asyncio.sleep(REQUESTER_ALIVE / 4)
+            try:
+                await self.approvals.renew(approval_id, alive_for=REQUESTER_ALIVE)
+            except Exception:
+                log.warning("could not renew approval %s", approval_id, exc_info=True)
+
+    async def _stop_waiting(self, approval_id: Any, alive: asyncio.Task[None]) -> None:
+        """Stop renewing the requester's mark (``alive``) and release it, even while this turn is being
+        cancelled (the shield lets the write finish), so a later approval runs the call detached instead
+        of waiting for nobody."""
+        alive.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await alive  # a renewal under way ends before the release, never after it
+        try:
+            await asyncio.shield(self.approvals.release(approval_id))
+        except Exception:
+            log.warning("could not release approval %s; its mark lapses", approval_id, exc_info=True)
+
+    async def _carry_out(self, decision: ApprovalDecision) -> str:
+        """After an approver's decision: a sentence saying who runs the approved call. A waiting requester
+        runs it in its own turn (a watcher runs it detached should that turn die without taking it up);
+        otherwise it runs here, detached, with the result sent to the requester's channel and thread."""
+        approval = decision.approval
+        if approval.status != "approved":
+            return ""
+        if approval.requester_waiting:
+            watcher = asyncio.create_task(self._run_if_abandoned(approval.id))
+            self._watchers.add(watcher)
+            watcher.add_done_callback(self._watchers.discard)
+            return "The requester is waiting: it runs in their turn and they get the result."
+        ran = await self._claim_and_run(approval.id)
+        if ran is None:
+            return "The requester's turn took it up: it runs there."
+        where = "web chat thread" if approval.channel == "web" else f"{approval.channel} channel"
+        outcome = "ran" if ran else "failed"
+        return f"The requester had left, so it {outcome} now, detached; the result was sent to their {where}."
+
+    async def _claim_and_run(self, approval_id: str) -> bool | None:
+        """Run an approved call detached if nobody claimed it yet; None when someone had."""
+        if not await self.approvals.claim_run(approval_id, "detached"):
+            return None
+        return await self._run_detached(await self.approvals.get(approval_id))
+
+    async def _run_if_abandoned(self, approval_id: str) -> None:
+        """Until the waiting requester takes up the approved call: if its mark lapses first (its process
+        died without releasing it), run the call detached."""
+        try:
+            while True:
+                record = await self.approvals.get(approval_id)
+                if record.runner is not None:
+                    return
+                if not record.requester_waiting:
+                    await self._claim_and_run(approval_id)
+                    return
+                await asyncio.sleep(0.2)
+        except Exception:
+            log.exception("could not run approval %s after its requester stopped", approval_id)
+
+    async def _run_detached(self, record: ApprovalRecord) -> bool:
+        """Run an approved call whose requester left, as that requester (user, role at request time,
+        channel, thread): the same policy, bus and audit as a turn. The result is published on
+        ``approvals.result.<channel>`` for the requester's thread; returns whether the call succeeded."""
+        role = record.requester_role if record.requester_role in _ROLES else "viewer"
+        turn = Turn(
+            text=f"[approved {record.id}]",
+            user=record.requested_by,
+            channel=record.channel,
+            thread=record.thread_id,
+            role=role,  # type: ignore[arg-type]
+        )
+        audit = TurnAudit(self.services.audit, turn)
+        ok, text, call = False, "", None
+        try:
+            tool = self.services.catalog.get(record.tool)
+            tool.validate_arguments(record.arguments)
+            decision = policy.decide(tool, turn.role)
+            if decision.verdict is policy.Verdict.REFUSE:
+                audit.record("refused", tool=tool.name, data={"reason": decision.reason})
+                text = decision.reason
+            else:
+                async for event in self._dispatch(tool, record.arguments, turn, audit):
+                    if isinstance(event, ToolFinished):
+                        ok, text, call = event.ok, event.text, event.call_id
+        except ToolError as err:
+            text = str(err)
+        topic = approval_result_topic(record.channel)
+        audit.record(
+            "approval_result_sent",
+            tool=record.tool,
+            data={"approval": str(record.id), "call": call, "ok": ok, "topic": topic, "detached": True},
+        )
+        await audit.flush()
+        payload = {
+            "approval": str(record.id),
+            "tool": record.tool,
+            "user": record.requested_by,
+            "thread": record.thread_id,
+            "ok": ok,
+            "text": text,
+        }
+        await self.services.bus.publish(topic, payload)
+        return ok
+
     async def _dispatch(
         self, tool: ToolDefinition, arguments: dict[str, Any], turn: Turn, audit: TurnAudit
     ) -> AsyncIterator[Event]:
@@ -481,6 +633,7 @@ class Kommandant:
             channel=turn.channel,
             thread=turn.thread,
             role=turn.role,
+            idempotency_key=turn.call_key(tool.name, arguments),
             side_effects=tool.risk is not Risk.READ,
         )
         yield ToolStarted(call_id=call.call_id, tool=tool.name, agent=tool.agent, arguments=arguments)
@@ -534,6 +687,29 @@ class Kommandant:
         yield ReplyDelta(text)
 
     # -- helpers ------------------------------------------------------------------------------------------
+    async def _with_command(
+        self, tool: ToolDefinition, arguments: dict[str, Any], turn: Turn
+    ) -> dict[str, Any]:
+        """A tool that creates a schedule gets its sentence (``target``) understood now, as the person asking,
+        and keeps the tool calls it means (``command``): what runs later is what was meant today, and a
+        sentence no template knows, or a command this person may not run, is refused at once."""
+        if tool not in self.services.catalog.creating(EntityKind.SCHEDULE) or "target" not in arguments:
+            return arguments
+        target = str(arguments["target"])
+        matches = await self.recognize(replace(turn, text=target, intents=None, speech_confidence=None))
+        if not matches:
+            raise ToolError(f"I don't know {target!r} as a command, so I can't schedule it.")
+        for match in matches:
+            command = self.services.catalog.get(match.tool)
+            if match.problem is not None:
+                raise ToolError(match.problem)
+            if command in self.services.catalog.creating(EntityKind.SCHEDULE):
+                raise ToolError("A schedule cannot create schedules.")
+            decision = policy.decide(command, turn.role)
+            if decision.verdict is policy.Verdict.REFUSE:
+                raise ToolError(f"I can't schedule that: {decision.reason}")
+        return {**arguments, "command": [{"tool": m.tool, "arguments": m.arguments} for m in matches]}
+
     async def decide(
         self,
         approval_id: str,
@@ -575,9 +751,9 @@ class Kommandant:
         """A turn asking for a tool with private arguments says them in its words: keep those as a hash."""
         catalog = self.services.catalog
         if any(m.tool in catalog and catalog.get(m.tool).private for m in matches):
-            audit.redact_turn_text()
+            audit.redact_turn_text(self.audit_key)
 
     def _auditable(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """The arguments as the audit trail keeps them: the tool's private ones as a hash."""
         catalog = self.services.catalog
-        return catalog.get(tool).auditable(arguments) if tool in catalog else dict(arguments)
+        return catalog.get(tool).auditable(arguments, self.audit_key) if tool in catalog else dict(arguments)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
 from agents import BUILTIN_AGENTS, AgentWorker, Services
 from assistant.kommandant import Kommandant
@@ -15,6 +16,9 @@ from storage import Database, PostgresResultStore
 from storage.audit import AuditLog
 from tools import builtin_catalog
 
+if TYPE_CHECKING:
+    from assistant.scheduler import Scheduler
+
 
 class Runtime:
     """``async with Runtime(settings) as rt:`` opens everything a front door needs; leaving closes it.
@@ -23,6 +27,8 @@ class Runtime:
     ``KOMMANDANT_AMQP_URL``), none in distributed mode, where ``kommandant worker`` runs them.
     ``warm_embeddings``: start loading the embedding model in the background now (long-running servers;
     a one-shot ``ask`` leaves it off so a template command never waits for torch).
+    ``scheduler``: fire due schedules from this process (``kommandant up`` and ``kommandant scheduler``;
+    any number of processes may, each occurrence runs once).
     """
 
     def __init__(
@@ -32,6 +38,7 @@ class Runtime:
         agents: Iterable[str] | None = None,
         database: Database | None = None,
         warm_embeddings: bool = False,
+        scheduler: bool = False,
     ) -> None:
         self.settings = settings
         if agents is None:
@@ -44,10 +51,12 @@ class Runtime:
         self.agent_names = list(agents)
         self._database = database
         self._warm_embeddings = warm_embeddings
+        self._scheduler = scheduler
         self._stack = AsyncExitStack()
         self.services: Services | None = None
         self.kommandant: Kommandant | None = None
         self.workers: list[AgentWorker] = []
+        self.scheduler: Scheduler | None = None
 
     async def __aenter__(self) -> Runtime:
         try:
@@ -89,6 +98,10 @@ class Runtime:
         self.kommandant = Kommandant(
             self.services, Recognizer(catalog, timezone=settings.timezone), fallback=fallback
         )
+        if self._scheduler:
+            from assistant.scheduler import Scheduler
+
+            self.scheduler = await stack.enter_async_context(Scheduler(self.kommandant))
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()

@@ -3,6 +3,7 @@
 Pure: no database, bus or network; the caller passes live names and conversation context in.
 """
 
+from intents.chatter import Chat
 from intents.models import ConversationContext, IntentMatch, LiveLists, Mention, Topic
 from intents.normalize import Utterance, normalize
 from intents.recognizer import MIN_CONFIDENCE, Recognizer
@@ -11,6 +12,7 @@ from intents.timeparse import parse_duration, parse_moment, parse_recurrence
 
 __all__ = [
     "MIN_CONFIDENCE",
+    "Chat",
     "ConversationContext",
     "IntentMatch",
     "LiveLists",

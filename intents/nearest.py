@@ -66,6 +66,20 @@ GUESSES_PER_INTENT = 3
 MAX_NAME_DISTANCE = 0.5
 """A live name is a guess only if it sounds at least this much like the heard words (per word of it)."""
 MAX_PERMUTATION_ITEMS = 4
+CLOSE_SOUND = 0.6
+"""A heard word further than this from its template word is not heard as it: it explains nothing."""
+FREE_TEXT_COVERAGE = 0.5
+"""What a word taken by a free-text slot explains: any word fits there, so it is only half a reason."""
+FUNCTION_WEIGHT = 0.25
+"""How much a function word ("the", "what", "is") counts in coverage beside a content word: "what is the
+weather" shares three words with "what is the status", and none of them says what was asked."""
+_FUNCTION_TEXT = (
+    "a an the my our your me us i you we he she they it its to of for in on at is are am was were be been "
+    "do does did what which who whom how why when where that this these those there here have has had can "
+    "could would will should shall may might with and or but from about so any all some no not just then "
+    "up out as by"
+)
+FUNCTION_WORDS = frozenset(_FUNCTION_TEXT.split())
 
 _EPS, _WORD, _LIVE, _NUMBER, _FREE = range(5)
 _TAIL_STATES = MAX_TRAILING_WORDS + 1
@@ -78,6 +92,14 @@ class Nearest:
     intent: str
     text: str
     cost: float
+    coverage: float = 1.0
+    """How much of what was heard the sentence explains, 0..1: each heard word counts as much as it sounds
+    like the template word (or live name) it is aligned with; a word in a free-text slot counts
+    ``FREE_TEXT_COVERAGE``; a word dropped, inserted or heard far from any template word counts nothing."""
+    recall: float = 1.0
+    """How much of the sentence's own words was heard, 0..1, by the same measure (free text left out)."""
+    changed: int = 0
+    """How many of the sentence's own words were not heard as they are (misheard or not heard at all)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,11 +323,18 @@ class _Search:
         """
         pieces: list[tuple[str, ...]] = []
         free = tail = 0
+        explained = template_words = template_heard = 0.0  # weighted: see ``_weight``
+        changed = 0
         while state in self.came_from:
             previous, said, kind = self.came_from[state]
             pieces.append(said)
             free += len(said) if kind == "free" else 0
             tail += state[1] - previous[1] if kind == "tail" else 0
+            fit = self._fit(said, self.words[previous[1] : state[1]], kind)
+            explained += fit[0]
+            template_words += fit[1]
+            template_heard += fit[2]
+            changed += kind == "" and len(said) == 1 and said != self.words[previous[1] : state[1]]
             state = previous
         lead = state[1]  # words skipped before the sentence began
         anchors = len(self.words) - free - tail - lead
@@ -314,7 +343,37 @@ class _Search:
         if (anchors < MIN_ANCHOR_WORDS and not exact) or core > self.per_word * anchors + 1e-9:
             return None
         text = " ".join(word for piece in reversed(pieces) for word in piece)
-        return None if text == self.avoid else Nearest(intent, text, round(cost, 3))
+        if text == self.avoid:
+            return None
+        coverage = explained / sum(_weight(word) for word in self.words)
+        recall = template_heard / template_words if template_words else 1.0
+        return Nearest(intent, text, round(cost, 3), round(coverage, 3), round(recall, 3), changed)
+
+    @staticmethod
+    def _fit(said: tuple[str, ...], heard: tuple[str, ...], kind: str) -> tuple[float, float, float]:
+        """One step of an alignment: (heard words it explains, template words it has, of those heard)."""
+        if kind == "free":
+            return FREE_TEXT_COVERAGE * sum(_weight(word) for word in heard), 0.0, 0.0
+        if kind == "tail" or not said:
+            return 0.0, 0.0, 0.0
+        if not heard:  # a template word that was not heard
+            return 0.0, _weight(said[0]), 0.0
+        if len(said) == 1 and len(heard) == 1:
+            closeness = _closeness(sound_distance(said[0], heard[0]))
+            return closeness * _weight(heard[0]), _weight(said[0]), closeness * _weight(said[0])
+        # a live name: as close as it sounds, per word of it; names are content words
+        closeness = _closeness(name_distance(said, heard) / len(said))
+        return closeness * len(heard), len(said), closeness * len(said)
+
+
+def _closeness(distance: float) -> float:
+    """1 for a word heard as said, falling to 0 at ``CLOSE_SOUND``."""
+    return max(0.0, 1.0 - distance / CLOSE_SOUND)
+
+
+def _weight(word: str) -> float:
+    """How much a word counts in coverage: a content word 1, a function word ``FUNCTION_WEIGHT``."""
+    return FUNCTION_WEIGHT if word in FUNCTION_WORDS else 1.0
 
 
 def name_distance(name: Sequence[str], heard: Sequence[str]) -> float:

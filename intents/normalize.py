@@ -19,7 +19,9 @@ _TOKEN = re.compile(r"\S+")
 _INNER_SPLIT = re.compile(r"[^\w:'\-./@#+]+")
 _EDGE = "'\"`.,;:!?-_/()[]{}<>«»“”\u2018\u2019…*~|\\^=&%$#@+"
 _BREAK_CHARS = set(",;.!?")
-_MERIDIEM = re.compile(r"^(\d{1,2}(?::\d{2})?)?([ap])\.?m\.?$")
+_MERIDIEM = re.compile(r"^(\d{1,4}(?::\d{2})?)?([ap])\.?m\.?$")
+_DOTTED_CLOCK = re.compile(r"^(\d{1,2})\.([0-5]\d)(?=$|[ap]\.?m\.?$|[,;!?]+$|\.$)")
+"""A clock written with a dot, as speech recognisers often do ("3.30", "2.45pm"): read as "3:30"."""
 _ORDINAL_DIGITS = re.compile(r"^(\d+)(st|nd|rd|th)$")
 _UNIT_SUFFIX = re.compile(r"^(\d+)(s|sec|secs|m|min|mins|h|hr|hrs|d)$")
 _UNIT_WORDS = {
@@ -180,6 +182,7 @@ def _split_token(raw: str) -> tuple[list[str], bool]:
     """Normalise one whitespace-separated token into words; also say whether a clause ends after it."""
     ends_clause = raw[-1] in _BREAK_CHARS if raw else False
     token = raw.lower().replace("\u2019", "'").replace("\u2018", "'")
+    token = _DOTTED_CLOCK.sub(r"\1:\2", token)
     match = _MERIDIEM.match(token.rstrip(",;!?"))
     if match:
         clock, letter = match.groups()
@@ -210,7 +213,7 @@ def _split_word(word: str) -> list[str]:
     match = _UNIT_SUFFIX.match(word)
     if match:
         return [match.group(1), _UNIT_WORDS[match.group(2)]]
-    match = re.match(r"^(\d{1,2}(?::\d{2})?)([ap]m)$", word)
+    match = re.match(r"^(\d{1,4}(?::\d{2})?)([ap]m)$", word)
     if match:
         return [match.group(1), match.group(2)]
     return [word]
@@ -239,6 +242,21 @@ def _numbers(words: list[str], spans: list[tuple[int, int]]) -> tuple[list[str],
         out_spans.append((spans[index][0], spans[index + used - 1][1]))
         index += used
     return out_words, out_spans
+
+
+_TIME_UNITS = {"second", "seconds", "minute", "minutes", "hour", "hours", "day", "days", "week", "weeks"}
+
+
+def _misheard_in(words: list[str]) -> None:
+    """ "in 20 minutes" said after a pause is often heard as "and 20 minutes" (or "an"): at the start of an
+    utterance, before a duration, it can only have been "in"."""
+    if len(words) < 3 or words[0] not in ("and", "an", "end"):
+        return
+    amount = words[1]
+    if (amount.isdigit() or amount in ("a", "an", "half")) and (
+        words[2] in _TIME_UNITS or (len(words) > 3 and words[3] in _TIME_UNITS)
+    ):
+        words[0] = "in"
 
 
 def _strip_affixes(words: list[str], spans: list[tuple[int, int]]) -> int:
@@ -291,6 +309,7 @@ def normalize(text: str) -> Utterance:
     ]
     breaks_by_end = {span[1] for _, span, is_break in marked if is_break}
     words, spans = _numbers(words, spans)
+    _misheard_in(words)
     _strip_affixes(words, spans)
     breaks = frozenset(i for i in range(1, len(words)) if spans[i - 1][1] in breaks_by_end)
     return Utterance(original, tuple(words), tuple(spans), breaks)

@@ -17,8 +17,16 @@ from hassil.expression import ListReference, Sentence
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
+from intents.chatter import Chat, Chatter
 from intents.models import ConversationContext, IntentMatch, LiveLists, Mention
-from intents.nearest import MAX_TRAILING_WORDS, TRAILING_WORD, CommandGraph, Nearest
+from intents.nearest import (
+    FUNCTION_WORDS,
+    MAX_TRAILING_WORDS,
+    TRAILING_WORD,
+    CommandGraph,
+    Nearest,
+    sound_distance,
+)
 from intents.normalize import Utterance, normalize
 from intents.slots import Built, SlotInput, build_arguments, slot_problem
 from intents.templates import (
@@ -37,6 +45,18 @@ __all__ = ["Recognizer"]
 
 MIN_CONFIDENCE = 0.75
 """Matches below this are not returned."""
+MIN_COVERAGE = 0.6
+"""A corrected guess must explain at least this much of what was heard, and have this much of its own
+words heard (``Nearest.coverage`` and ``Nearest.recall``, function words counting a quarter); below, the
+"not a command" hypothesis wins. Calibrated on tests/intents/data/heard.yaml: the misheard commands there
+score 0.63 and up; of the negatives, without the chatter sentences, only three pass this and
+``WORDS_PER_CHANGE`` ("great job" as "cron job", "what's your name" as "what is our name")."""
+WORDS_PER_CHANGE = 5
+"""A corrected guess may change (mishear or add) one of its own words per this many heard words, at least
+one: a guess that needs two changes in a short utterance is another sentence, not a misheard one."""
+SAID_NAME = 0.35
+"""A corrected match may name a bot, schedule or reminder only if the heard words sound at least this close
+to the name (distance per word of it): a name nobody said is never offered."""
 
 _CONJUNCTIONS = (("and", "then"), ("and", "also"), ("and", "after", "that"), ("then",), ("and",), ("also",))
 _MAX_SPLITS = 5
@@ -62,8 +82,18 @@ class Recognizer:
     Build it once; ``recognize`` is pure and fast (templates are compiled in ``__init__``).
     """
 
-    def __init__(self, catalog: Catalog, *, timezone: str = "UTC", templates: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        timezone: str = "UTC",
+        templates: dict[str, Any] | None = None,
+        chatter: dict[str, Any] | None = None,
+    ):
+        """``templates``: the sentence templates (default: the built-in tools'); ``chatter``: the sentences
+        that are no command (default: ``intents/chatter.yaml``)."""
         self._catalog = catalog
+        self._chatter = Chatter(chatter)
         self._tz = ZoneInfo(timezone)
         self._open = {tool.name: _required_free_text(tool) for tool in catalog}
         # a schedule's target is a command, but not one that makes another schedule
@@ -88,7 +118,8 @@ class Recognizer:
         context: ConversationContext | None = None,
         now: datetime | None = None,
     ) -> list[IntentMatch]:
-        """The commands in ``text``, in the order said; ``[]`` when nothing confidently matches.
+        """The commands in ``text``, in the order said; ``[]`` when nothing confidently matches, or when the
+        whole utterance is chatter (a greeting, thanks, small talk: see ``chat``).
 
         ``lists`` are the names known now (bots, schedules, reminders); ``context`` resolves "it" and
         "that one"; ``now`` anchors relative times (default: the current time in the timezone).
@@ -97,7 +128,7 @@ class Recognizer:
         if not isinstance(text, str):
             return []
         utterance = normalize(text)
-        if not utterance.words:
+        if not utterance.words or self._chatter.classify(utterance) is not None:
             return []
         lists = lists or LiveLists()
         context = context or ConversationContext()
@@ -127,34 +158,54 @@ class Recognizer:
         much."), then the nearest sentences the templates can say (``intents.nearest``). Matches found
         that way have ``source="corrected"``, their ``text`` is the corrected wording, and their
         confidence is lowered by how far the correction went, so the caller can read them back first.
+
+        A guess competes with "this was no command" (chatter is never corrected): it must explain most of
+        what was heard and have most of its own words heard (``MIN_COVERAGE``), change few of them
+        (``WORDS_PER_CHANGE``), and name only a bot, schedule or reminder that sounds like heard words, or
+        an approval by an id heard as said (``SAID_NAME``); "approve it" is never a correction.
         """
         lists = lists or LiveLists()
         matches = self.recognize(text, lists=lists, context=context, now=now)
         if (matches and not _unknown_names(matches, lists)) or not isinstance(text, str):
             return matches
-        heard = normalize(text).words
-        if not heard:
+        utterance = normalize(text)
+        heard = utterance.words
+        if not heard or self._chatter.classify(utterance) is not None:
             return []
         # at most a third of what was heard is padding
         most = min(MAX_TRAILING_WORDS, len(heard) // 3)
         trimmed = [
-            Nearest("", " ".join(heard[:-dropped]), TRAILING_WORD * dropped) for dropped in range(1, most + 1)
+            Nearest("", " ".join(heard[:-dropped]), TRAILING_WORD * dropped, 1 - dropped / len(heard))
+            for dropped in range(1, most + 1)
         ]
         names = {list_name: lists.names(kind) for list_name, kind in LIVE_LISTS.items()}
         nearest = self._graph().nearest(heard, names=names, avoid=" ".join(heard))
-        for guess in sorted(itertools.chain(trimmed, nearest), key=lambda g: g.cost):
-            found = self.recognize(guess.text, lists=lists, context=context, now=now)
-            tools = [m.tool for m in found]
-            if not found or _unknown_names(found, lists) or (guess.intent and tools != [guess.intent]):
-                continue
-            if matches and tools != [m.tool for m in matches]:
-                continue  # the command was heard; only the name is in doubt
-            closeness = max(0.0, 1.0 - guess.cost / len(heard))
-            return [
-                replace(m, source="corrected", confidence=m.confidence * closeness, text=guess.text)
-                for m in found
-            ]
+        guesses = sorted(
+            (g for g in itertools.chain(trimmed, nearest) if _explains(g, heard)), key=lambda g: g.cost
+        )
+        # names known first; then a reminder named word for word as heard, which the tool may not know
+        for lenient in (False, True):
+            for guess in guesses:
+                found = self.recognize(guess.text, lists=lists, context=context, now=now)
+                tools = [m.tool for m in found]
+                named = [m for m in found if not (lenient and _words_heard(m.mention, heard))]
+                if not found or _unknown_names(named, lists) or (guess.intent and tools != [guess.intent]):
+                    continue
+                if not all(_said(m.mention, heard) for m in found):
+                    continue
+                if matches and tools != [m.tool for m in matches]:
+                    continue  # the command was heard; only the name is in doubt
+                closeness = max(0.0, 1.0 - guess.cost / len(heard))
+                return [
+                    replace(m, source="corrected", confidence=m.confidence * closeness, text=guess.text)
+                    for m in found
+                ]
         return matches  # a name nobody has may still be meant: the tool will say so
+
+    def chat(self, text: str) -> Chat | None:
+        """What kind of chatter ``text`` is ("greeting", "thanks", ...) with a short reply; None when it
+        is no chatter (a command, or a request nothing here understands)."""
+        return self._chatter.classify(normalize(text)) if isinstance(text, str) else None
 
     def clear_cache(self) -> None:
         """Forget the remembered misses (for benchmarks, or after the templates' lists changed)."""
@@ -305,6 +356,44 @@ def _unknown_names(matches: Sequence[IntentMatch], lists: LiveLists) -> bool:
             and mention.name not in lists.names(mention.kind)
         ):
             return True
+    return False
+
+
+def _explains(guess: Nearest, heard: Sequence[str]) -> bool:
+    """Whether a guess explains what was heard better than "this was no command": it covers most of it,
+    most of its own words were heard, it changes few of them, and something besides function words
+    was said."""
+    return (
+        min(guess.coverage, guess.recall) >= MIN_COVERAGE
+        and guess.changed <= max(1, len(heard) // WORDS_PER_CHANGE)
+        and any(word not in FUNCTION_WORDS for word in heard)
+    )
+
+
+def _words_heard(mention: Mention | None, heard: Sequence[str]) -> bool:
+    """Whether a thing named by its words (a reminder's text) was heard word for word: then only the
+    command around it was misheard, and the tool says whether such a thing exists."""
+    if mention is None or mention.kind.named_by != "words":
+        return False
+    words = normalize(mention.name).words
+    return bool(words) and any(heard[i : i + len(words)] == words for i in range(len(heard)))
+
+
+def _said(mention: Mention | None, heard: Sequence[str]) -> bool:
+    """Whether the bot, schedule, reminder or approval a corrected match names was said: a live name must
+    sound like heard words (``SAID_NAME``), an approval's id must have been heard as it is."""
+    if mention is None or mention.creates:
+        return True
+    name = normalize(mention.name).words
+    if not name:
+        return False
+    if mention.kind not in LIVE_KINDS:
+        return all(word in heard for word in name) and any(ch.isdigit() for ch in mention.name)
+    joined = "".join(name)
+    for start in range(len(heard)):
+        for end in range(start + 1, min(len(heard), start + len(name) + 1) + 1):
+            if sound_distance(joined, "".join(heard[start:end])) <= SAID_NAME:
+                return True
     return False
 
 

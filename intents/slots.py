@@ -22,7 +22,14 @@ from pydantic import AwareDatetime
 
 from intents.models import ConversationContext, Topic
 from intents.normalize import Utterance
-from intents.timeparse import parse_moment, parse_recurrence, split_moment, split_recurrence
+from intents.timeparse import (
+    moment_after,
+    parse_duration,
+    parse_moment,
+    parse_recurrence,
+    split_moment,
+    split_recurrence,
+)
 from tools import EntityKind, Recurrence, ToolDefinition
 from tools.facts import value_types
 
@@ -115,7 +122,12 @@ def build_arguments(result: RecognizeResult, tool: ToolDefinition, slots: SlotIn
     """Typed arguments for ``tool`` from its template match, or None when a slot cannot be understood."""
     built = Built(arguments={})
     strict = bool((result.intent_metadata or {}).get("target_must_be_command"))
+    from_now = bool((result.intent_metadata or {}).get("due_from_now"))
     for entity in result.entities_list:
+        if from_now and entity.name == "due":
+            if not _from_now(slots, built, entity.name, *(_words(entity, slots.utterance) or (0, 0))):
+                return None
+            continue
         if strict and entity.name == "target_when":
             if not _target_when(slots, built, entity.name, *(_words(entity, slots.utterance) or (0, 0))):
                 return None
@@ -193,6 +205,16 @@ def _moment(slots: SlotInput, built: Built, name: str, start: int, end: int) -> 
     if moment is None:
         return False
     built.arguments[name] = moment
+    return True
+
+
+def _from_now(slots: SlotInput, built: Built, name: str, start: int, end: int) -> bool:
+    """A duration read as the moment it ends ("a timer for 10 minutes"): templates say so with the
+    metadata ``due_from_now``."""
+    delta = parse_duration(slots.utterance.words[start:end])
+    if delta is None:
+        return False
+    built.arguments[name] = moment_after(slots.now, delta)
     return True
 
 

@@ -5,7 +5,11 @@ Conventions, where speech is ambiguous:
 - a clock hour without am/pm means 7..11 in the morning and 1..6 in the afternoon ("at five" = 17:00);
   with no day named, the first such time still ahead today wins, else the other half of the day,
   else tomorrow;
-- a day without a time means 9:00 ("tomorrow" = tomorrow 9:00); "tonight" is 20:00;
+- a day without a time means 9:00 ("tomorrow" = tomorrow 9:00); a part of the day without a time means
+  morning 9:00, afternoon 15:00, evening 18:00, night 21:00 ("tonight", "this evening", "tomorrow
+  morning"); a bare clock hour said with a part of the day takes its half ("at 7 tonight" = 19:00);
+- clocks as speech recognisers write them: "3:30", "3.30" (normalised), "3 30 pm", and "430" / "1130"
+  after "at" or before am/pm;
 - "friday", "this friday" and "next friday" all mean the first Friday after today
   ("friday"/"this friday" mean today when today is Friday and the time is still ahead);
 - "every day" without a time is an interval of one day; with a time it is a cron.
@@ -21,6 +25,7 @@ from typing import Any
 
 __all__ = [
     "Clock",
+    "moment_after",
     "parse_clock",
     "parse_duration",
     "parse_moment",
@@ -122,6 +127,8 @@ def _duration_part(p: _Parser, pos: int) -> tuple[float, int] | None:
         return 900, pos + 4
     if p.at(pos, "a") and p.at(pos + 1, "couple") and p.at(pos + 2, "of"):
         count, pos = 2.0, pos + 3
+    elif p.at(pos, "couple") and p.at(pos + 1, "of"):
+        count, pos = 2.0, pos + 2
     elif p.at(pos, "a", "an", "one"):
         count, pos = 1.0, pos + 1
     elif (value := p.number(pos, 1, 100_000)) is not None:
@@ -182,6 +189,9 @@ def _numeric_clock(p: _Parser, pos: int) -> tuple[int, int, int] | None:
             if hour <= 23 and minute <= 59:
                 return hour, minute, pos + 1
         return None
+    compact = _compact_clock(p, pos)
+    if compact is not None:
+        return compact
     found = p.number(pos, 0, 24)
     if found is None:
         return None
@@ -193,6 +203,19 @@ def _numeric_clock(p: _Parser, pos: int) -> tuple[int, int, int] | None:
     if spoken_minute is not None and len(p.words[pos]) == 2:
         return hour, spoken_minute, pos + 1
     return hour, 0, pos
+
+
+def _compact_clock(p: _Parser, pos: int) -> tuple[int, int, int] | None:
+    """'430', '1130' as speech recognisers write "four thirty": a clock only after 'at'/'by'/'around'
+    or before am/pm (elsewhere it is a number)."""
+    word = p.words[pos]
+    if not (word.isdigit() and len(word) in (3, 4)):
+        return None
+    after_at = pos > 0 and p.at(pos - 1, "at", "by", "around", "about", "till", "until")
+    if not (after_at or p.at(pos + 1, "am", "pm")):
+        return None
+    hour, minute = divmod(int(word), 100)
+    return (hour, minute, pos + 1) if hour <= 23 and minute <= 59 else None
 
 
 def _relative_clock(p: _Parser, pos: int) -> tuple[int, int, int] | None:
@@ -403,7 +426,12 @@ def _relative(p: _Parser, pos: int, now: datetime) -> tuple[datetime, int] | Non
         delta, end = result[0], result[1] + 2
     if delta <= timedelta(0) or delta > timedelta(days=3660):
         return None
-    return (now.astimezone(UTC) + delta).astimezone(now.tzinfo).replace(microsecond=0), end
+    return moment_after(now, delta), end
+
+
+def moment_after(now: datetime, delta: timedelta) -> datetime:
+    """The moment ``delta`` after the aware ``now``, in now's zone (elapsed time: DST changes count)."""
+    return (now.astimezone(UTC) + delta).astimezone(now.tzinfo).replace(microsecond=0)
 
 
 def _combine(now: datetime, day: _Day | None, clock: Clock | None, part: str | None) -> datetime | None:
@@ -495,7 +523,19 @@ def _weekday_set(p: _Parser, pos: int) -> tuple[str, int] | None:
 def _cron(clock: Clock | None, part: str | None, day_of_month: str = "*", weekdays: str = "*") -> str:
     afternoon = _PARTS[part][1] if part else None
     moment = clock.resolve(afternoon) if clock else time(_PARTS[part][0] if part else _DEFAULT_HOUR, 0)
+    if part == "night" and clock is not None:
+        moment = _night_time(clock, moment)
     return f"{moment.minute} {moment.hour} {day_of_month} * {weekdays}"
+
+
+def _night_time(clock: Clock, resolved: time) -> time:
+    """At night a bare 12 is midnight and 1..5 are the small hours: "every night at 2" runs at 2:00,
+    "every night at 11" at 23:00."""
+    if clock.hour == 12 and clock.minute == resolved.minute and resolved.hour == 12:
+        return time(0, clock.minute)
+    if not clock.explicit and 1 <= clock.hour <= 5:
+        return time(clock.hour, clock.minute)
+    return resolved
 
 
 def _optional_time(p: _Parser, pos: int) -> tuple[Clock | None, str | None, int]:
@@ -528,6 +568,11 @@ def _every(p: _Parser, pos: int) -> tuple[dict[str, Any], int] | None:
                 step = f"*/{count}" if count and count > 1 else "*"
                 return {"cron": _cron(clock, part, day_of_month=step)}, after
         return {"every_seconds": seconds}, end
+    # every midnight / every noon
+    if p.at(pos, "midnight", "noon", "midday"):
+        clock_at = _clock(p, pos)
+        if clock_at is not None:
+            return {"cron": _cron(clock_at[0], None)}, clock_at[1]
     # every morning / evening / night
     if p.at(pos, *_PARTS):
         part = p.words[pos]
@@ -557,9 +602,9 @@ def _recurrence(p: _Parser, pos: int) -> tuple[dict[str, Any], int] | None:
         return {"every_seconds": 3600}, pos + 1
     if p.at(pos, "daily", "nightly"):
         clock, part, after = _optional_time(p, pos + 1)
+        if p.words[pos] == "nightly":
+            part = part or "night"
         if clock is None and part is None:
-            if p.words[pos] == "nightly":
-                return {"cron": _cron(None, "night")}, after
             return {"every_seconds": 86400}, after
         return {"cron": _cron(clock, part)}, after
     if p.at(pos, "weekly"):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
+
 from mcp import types
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,6 +57,21 @@ def mcp_tool(tool: ToolDefinition) -> types.Tool:
             openWorldHint=False,
         ),
         _meta={"kommandant/agent": tool.agent, "kommandant/risk": str(tool.risk)},
+    )
+
+
+def instructions(tools: Iterable[ToolDefinition]) -> str:
+    """The server's ``instructions``: what Kommandant is and how to use it, naming the agents whose tools
+    are there now (outside MCP servers attached as agents included)."""
+    per_agent = Counter(tool.agent for tool in tools)
+    agents = ", ".join(f"{agent} ({count})" for agent, count in sorted(per_agent.items()))
+    return (
+        "Kommandant is a personal assistant with memory, reminders, a knowledge base, bots and schedules. "
+        "Call its tools directly, or use `ask` with a plain-language request. Dangerous tools wait for a "
+        "person's approval before they run. "
+        + (f"Tools by agent (how many): {agents}. " if agents else "")
+        + "The prompts offer common tasks; their arguments complete from live names (bots, schedules, "
+        "reminders, documents)."
     )
 
 

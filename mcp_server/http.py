@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
@@ -52,9 +52,9 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 def endpoint(
     runtime: Callable[[], Runtime], settings: Settings
-) -> tuple[ASGIApp, StreamableHTTPSessionManager]:
-    """The ``/mcp`` ASGI app (bearer token required, 401 otherwise) and its session manager, whose
-    ``run()`` must be entered by the hosting app's lifespan."""
+) -> tuple[ASGIApp, Callable[[], AbstractAsyncContextManager[None]]]:
+    """The ``/mcp`` ASGI app (bearer token required, 401 otherwise) and its lifecycle (the session
+    manager, the watch for attached MCP servers), which the hosting app's lifespan must enter."""
     server = KommandantMCP(runtime, local=None)
     manager = StreamableHTTPSessionManager(
         app=server._mcp_server, security_settings=transport_security(settings)
@@ -63,18 +63,24 @@ def endpoint(
     app = AuthenticationMiddleware(
         AuthContextMiddleware(protected), backend=BearerAuthBackend(DatabaseTokenVerifier(runtime))
     )
-    return app, manager
+
+    @asynccontextmanager
+    async def lifecycle() -> AsyncIterator[None]:
+        async with manager.run(), server.watching():
+            yield
+
+    return app, lifecycle
 
 
 def mount(app: Starlette, settings: Settings, runtime: Callable[[], Runtime]) -> None:
     """Serve MCP at ``/mcp`` in the web server of ``kommandant up``, on the web process's runtime."""
-    asgi, manager = endpoint(runtime, settings)
+    asgi, lifecycle = endpoint(runtime, settings)
     app.router.routes.append(Route(MCP_PATH, endpoint=asgi))
     hosted = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(target: Any) -> AsyncIterator[Any]:
-        async with hosted(target) as state, manager.run():
+        async with hosted(target) as state, lifecycle():
             yield state
 
     app.router.lifespan_context = lifespan
@@ -95,14 +101,14 @@ def create_app(settings: Settings) -> Starlette:
             raise RuntimeError("Kommandant is still starting")
         return holder[0]
 
-    asgi, manager = endpoint(runtime, settings)
+    asgi, lifecycle = endpoint(runtime, settings)
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok" if holder else "starting"})
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        async with Runtime(settings, warm_embeddings=True) as rt, manager.run():
+        async with Runtime(settings, warm_embeddings=True) as rt, lifecycle():
             holder.append(rt)
             try:
                 yield

@@ -13,4 +13,5 @@ async def serve_stdio(settings: Settings) -> None:
 
     async with Runtime(settings, warm_embeddings=True) as rt:
         server = KommandantMCP(lambda: rt, local=Caller(user=settings.mcp_user, role=settings.mcp_role))
-        await server.run_stdio_async()
+        async with server.watching():
+            await server.run_stdio_async()

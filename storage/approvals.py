@@ -33,16 +33,25 @@ class ApprovalRepository:
         channel: str,
         thread_id: str | None,
         ttl: float,
+        requester_role: str = "viewer",
+        alive_for: float | None = None,
     ) -> ApprovalRecord:
-        """Store a pending approval that expires after ``ttl`` seconds."""
+        """Store a pending approval that expires after ``ttl`` seconds.
+
+        ``requester_role``: the asking person's role, kept for a call run after they left.
+        ``alive_for``: the requester waits for the decision; ``renew`` keeps that mark fresh.
+        """
+        now = datetime.now(UTC)
         row = Approval(
             tool=tool,
             arguments=arguments,
             requested_by=requested_by,
             channel=channel,
             thread_id=thread_id,
+            requester_role=requester_role,
+            requester_alive_until=None if alive_for is None else now + timedelta(seconds=alive_for),
             status="pending",
-            expires_at=datetime.now(UTC) + timedelta(seconds=ttl),
+            expires_at=now + timedelta(seconds=ttl),
         )
         async with self._sessionmaker() as session, session.begin():
             session.add(row)
@@ -119,6 +128,37 @@ class ApprovalRepository:
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 raise ConflictError(f"Approval {str(current.id)[:8]} was decided or expired a moment ago.")
         return await self.get(current.id)
+
+    async def renew(self, approval_id: uuid.UUID | str, *, alive_for: float) -> None:
+        """The requester still waits: keep its liveness mark fresh for ``alive_for`` more seconds."""
+        await self._set_alive(approval_id, datetime.now(UTC) + timedelta(seconds=alive_for))
+
+    async def release(self, approval_id: uuid.UUID | str) -> None:
+        """The requester stopped waiting (done, cancelled, disconnected): a later approval runs detached."""
+        await self._set_alive(approval_id, None)
+
+    async def _set_alive(self, approval_id: uuid.UUID | str, until: datetime | None) -> None:
+        async with self._sessionmaker() as session, session.begin():
+            await session.execute(
+                update(Approval)
+                .where(Approval.id == _parse_id(approval_id), Approval.runner.is_(None))
+                .values(requester_alive_until=until)
+            )
+
+    async def claim_run(self, approval_id: uuid.UUID | str, runner: str) -> bool:
+        """Claim the running of an approved call for ``runner`` ('requester' or 'detached'): exactly one
+        claim succeeds, so the call runs once whoever asks first."""
+        async with self._sessionmaker() as session, session.begin():
+            result = await session.execute(
+                update(Approval)
+                .where(
+                    Approval.id == _parse_id(approval_id),
+                    Approval.status == "approved",
+                    Approval.runner.is_(None),
+                )
+                .values(runner=runner, requester_alive_until=None)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def expire_overdue(self) -> int:
         """Mark pending approvals past their expiry as expired; return how many."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,19 @@ async def start_embedded(data_dir: Path) -> Any:
 
     pgserver keeps a list of the processes using a cluster; the last one to exit stops it, so a
     second ``kommandant`` process reuses the running server and the data stays across runs.
+    Raises ``DatabaseUnavailableError`` with one sentence naming the cause and what to do.
     """
+    server = await check_embedded(data_dir)
+    key = _key(data_dir)
+    _users[key] = _users.get(key, 0) + 1
+    return server
+
+
+async def check_embedded(data_dir: Path) -> Any:
+    """Start the embedded server in ``data_dir`` without becoming one of its users: a command checks it
+    before its server starts (a failure is then one sentence, not a page of traceback in the server's
+    startup), and the server's own ``start_embedded`` joins it (pgserver keeps one handle per folder in
+    a process) and stops it when done; if nothing joins, pgserver stops it when the process exits."""
     try:
         import pgserver
     except ImportError as err:  # pragma: no cover - pgserver is a core dependency
@@ -27,18 +41,102 @@ async def start_embedded(data_dir: Path) -> Any:
             "The embedded database needs the 'pgserver' package: pip install pgserver, "
             "or set KOMMANDANT_DATABASE_URL to a Postgres with pgvector."
         ) from err
-    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
-    log.info("starting the embedded PostgreSQL in %s", data_dir)
     try:
-        server = await asyncio.to_thread(pgserver.get_server, data_dir, cleanup_mode="stop")
-    except Exception as err:
+        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+    except OSError as err:
         raise DatabaseUnavailableError(
-            f"The embedded PostgreSQL in {data_dir} did not start ({type(err).__name__}: {err}). "
-            f"See {data_dir / 'log'}, or set KOMMANDANT_DATABASE_URL to another Postgres."
+            f"The embedded PostgreSQL cannot use the folder {data_dir} ({err.strerror or err}): set "
+            "KOMMANDANT_DATA_DIR to a folder you can write to, or KOMMANDANT_DATABASE_URL to another "
+            "Postgres."
         ) from err
-    key = _key(data_dir)
-    _users[key] = _users.get(key, 0) + 1
-    return server
+    log.info("starting the embedded PostgreSQL in %s", data_dir)
+    server_log = data_dir / "log"
+    seen = await asyncio.to_thread(_size, server_log)
+    try:
+        with _pgserver_errors_at_debug():
+            return await asyncio.to_thread(pgserver.get_server, data_dir, cleanup_mode="stop")
+    except Exception as err:
+        log.debug("the embedded PostgreSQL did not start", exc_info=True)
+        fatal = await asyncio.to_thread(_fatal_lines, server_log, seen)
+        raise DatabaseUnavailableError(not_started(data_dir, err, fatal)) from err
+
+
+def not_started(data_dir: Path, err: BaseException, fatal: str | None) -> str:
+    """One sentence for a server that did not start: the cause (PostgreSQL's own FATAL line when it
+    wrote one, else the error) and what to do about it."""
+    cause = (fatal or _short(err)).rstrip(".")
+    if "incompatible with server" in cause:
+        hint = (
+            "the folder was made by another PostgreSQL version: move it aside (it holds the data) so a new "
+            "one is made, or set KOMMANDANT_DATABASE_URL to a Postgres of that version"
+        )
+    elif "lock file" in cause or "another server" in cause:
+        hint = "another PostgreSQL uses that folder: stop it, or set KOMMANDANT_DATA_DIR to another folder"
+    elif isinstance(err, PermissionError) or "ermission denied" in cause:
+        hint = "make the folder writable for the user running Kommandant, or set KOMMANDANT_DATA_DIR"
+    else:
+        hint = (
+            f"see {data_dir / 'log'}, repair or move the folder aside, or set KOMMANDANT_DATABASE_URL to "
+            "another Postgres"
+        )
+    return f"The embedded PostgreSQL in {data_dir} did not start ({cause}): {hint}."
+
+
+def _short(err: BaseException) -> str:
+    """The error in a few words: a failed command is named by its program, not its whole command line."""
+    cmd = getattr(err, "cmd", None)
+    if isinstance(cmd, list | tuple) and cmd:
+        return f"{Path(str(cmd[0])).name} exited with status {getattr(err, 'returncode', '?')}"
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _fatal_lines(server_log: Path, start: int) -> str | None:
+    """PostgreSQL's last FATAL or PANIC message (with its DETAIL) written to its log after ``start``, or
+    the last line it wrote there (an error found before its logging started has no level)."""
+    try:
+        with server_log.open("rb") as f:
+            f.seek(start)
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    found: str | None = None
+    for i, line in enumerate(lines):
+        for level in ("FATAL:", "PANIC:"):
+            if level in line:
+                found = line.split(level, 1)[1].strip()
+                following = lines[i + 1] if i + 1 < len(lines) else ""
+                if "DETAIL:" in following:
+                    found += ": " + following.split("DETAIL:", 1)[1].strip()
+    if found is None and lines and lines[-1].strip():
+        found = lines[-1].strip().removeprefix("postgres: ")
+    return found
+
+
+@contextlib.contextmanager
+def _pgserver_errors_at_debug() -> Iterator[None]:
+    """pgserver logs a failed start as a page-long ERROR; ours says it in one sentence, so its records
+    go to the debug log only while starting."""
+    logger = logging.getLogger("pgserver")
+
+    def demote(record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            log.debug("pgserver: %s", record.getMessage())
+            return False
+        return True
+
+    logger.addFilter(demote)
+    try:
+        yield
+    finally:
+        logger.removeFilter(demote)
 
 
 def embedded_url(server: Any) -> str:

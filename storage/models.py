@@ -191,6 +191,12 @@ class Approval(Base):
     requested_by: Mapped[str] = mapped_column(String(200))
     channel: Mapped[str] = mapped_column(String(50))
     thread_id: Mapped[str | None] = mapped_column(String(200))
+    requester_role: Mapped[str] = mapped_column(String(20), default="viewer", server_default="viewer")
+    """The requester's role when they asked: a call run after they left runs with it."""
+    requester_alive_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Renewed while the requesting turn waits; NULL once it stopped waiting (disconnected, cancelled)."""
+    runner: Mapped[str | None] = mapped_column(String(20))
+    """Who ran the approved call, claimed once: 'requester' (the waiting turn) or 'detached'."""
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     decided_by: Mapped[str | None] = mapped_column(String(200))
     reason: Mapped[str | None] = mapped_column(Text)
@@ -228,29 +234,58 @@ class Bot(Base):
     __tablename__ = "bots"
     id: Mapped[uuid.UUID] = _uuid_pk()
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
     command: Mapped[list[Any]] = mapped_column(default=list)
     cwd: Mapped[str | None] = mapped_column(String(2000))
     env: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secret_keys: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    """Names of ``env`` entries whose values are secrets: masked in logs, never shown."""
     cpu_seconds_limit: Mapped[int | None] = mapped_column(Integer)
     memory_mb_limit: Mapped[int | None] = mapped_column(Integer)
+    cpu_percent_limit: Mapped[float | None] = mapped_column(Float)
     restart_policy: Mapped[str] = mapped_column(String(20), default="on-failure")
     max_restarts: Mapped[int] = mapped_column(Integer, default=3)
     desired_state: Mapped[str] = mapped_column(String(20), default="stopped")
+    host: Mapped[str | None] = mapped_column(String(200))
+    """The executor (host name) the bot is pinned to; None until one registers or starts it."""
+    source: Mapped[str] = mapped_column(String(20), default="cli", server_default="cli")
+    """Where it was registered: 'cli' or 'manifest' (then ``manifest_path`` names the file)."""
+    manifest_path: Mapped[str | None] = mapped_column(String(2000))
+    started_by: Mapped[str | None] = mapped_column(String(200))
+    started_channel: Mapped[str | None] = mapped_column(String(50))
+    started_thread: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
 
 
 class BotRun(Base):
-    """One run of a bot: its process, exit and log."""
+    """One run of a bot (one process): its pid, state, exit, resources and why it ended."""
 
     __tablename__ = "bot_runs"
     id: Mapped[uuid.UUID] = _uuid_pk()
     bot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"), index=True)
+    host: Mapped[str | None] = mapped_column(String(200), index=True)
+    executor_pid: Mapped[int | None] = mapped_column(Integer)
+    executor_started: Mapped[float | None] = mapped_column(Float)
+    """The executor process that ran it (pid and start time): while that one lives, its runs are not
+    stale to another executor on the same host."""
     pid: Mapped[int | None] = mapped_column(Integer)
+    create_time: Mapped[float | None] = mapped_column(Float)
+    """The process's start time (psutil), so a recorded pid is never mistaken for a reused one."""
     status: Mapped[str] = mapped_column(String(20), default="starting")
     restarts: Mapped[int] = mapped_column(Integer, default=0)
     exit_code: Mapped[int | None] = mapped_column(Integer)
+    signal: Mapped[int | None] = mapped_column(Integer)
+    peak_rss: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    cpu_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    reason: Mapped[str | None] = mapped_column(Text)
     log_path: Mapped[str | None] = mapped_column(String(2000))
     started_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -271,6 +306,12 @@ class Schedule(Base):
     next_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created()
+    intents: Mapped[list[Any]] = mapped_column(default=list, server_default=sql_text("'[]'::jsonb"))
+    owner_role: Mapped[str] = mapped_column(String(20), default="viewer", server_default="viewer")
+    thread_id: Mapped[str | None] = mapped_column(String(200))
+    concurrency: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    misfire: Mapped[str] = mapped_column(String(10), default="once", server_default="once")
+    grace_seconds: Mapped[int] = mapped_column(Integer, default=60, server_default="60")
 
 
 class ScheduledRun(Base):
@@ -282,9 +323,17 @@ class ScheduledRun(Base):
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime] = _created()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(20), default="running")
+    status: Mapped[str] = mapped_column(String(40), default="running")
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     error: Mapped[str | None] = mapped_column(Text)
+    trigger: Mapped[str] = mapped_column(String(20), default="schedule", server_default="schedule")
+    __table_args__ = (
+        # each occurrence is claimed once: the insert that loses this race runs nothing
+        UniqueConstraint("schedule_id", "due_at", name="uq_scheduled_runs_occurrence"),
+        Index(
+            "ix_scheduled_runs_active", "status", postgresql_where=sql_text("status IN ('queued', 'running')")
+        ),
+    )
 
 
 class Reminder(Base):
@@ -350,6 +399,37 @@ class WebAccount(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+class WebSession(Base):
+    """A web login: its id travels in the login token and is checked on every request, so logging out or
+    changing the account ends it at once (``storage.web_sessions``)."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    username: Mapped[str] = mapped_column(String(100))
+    provider: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = _created()
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_because: Mapped[str | None] = mapped_column(String(100))
+
+
+Index("ix_web_sessions_username", WebSession.username)
+Index("ix_web_sessions_expires_at", WebSession.expires_at)
+"""Revoking a person's sessions; clearing out sessions long expired."""
+
+
+class LoginAttempt(Base):
+    """Failed password logins of one account name or one client address (``storage.login_attempts``);
+    the name or address is kept as a sha256 only (a password typed into the name field stays unread)."""
+
+    __tablename__ = "login_attempts"
+    scope: Mapped[str] = mapped_column(String(10), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ChainlitUser(Base):

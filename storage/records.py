@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -20,12 +20,21 @@ class ApprovalRecord(Record):
     requested_by: str
     channel: str
     thread_id: str | None
+    requester_role: str = "viewer"
+    requester_alive_until: datetime | None = None
+    runner: str | None = None
     status: str
     decided_by: str | None
     reason: str | None
     created_at: datetime
     expires_at: datetime
     decided_at: datetime | None
+
+    @property
+    def requester_waiting(self) -> bool:
+        """Whether the requesting turn still waits for the decision (its liveness mark is fresh)."""
+        alive = self.requester_alive_until
+        return alive is not None and alive > datetime.now(UTC)
 
 
 class MemoryRecord(Record):

@@ -110,11 +110,23 @@ class WebAccountRepository:
     async def set_password(self, username: str, password: str) -> None:
         """Replace the password of an existing account."""
         password_hash = await asyncio.to_thread(hash_password, password)
+        await self._change(username, password_hash=password_hash)
+
+    async def set_role(self, username: str, role: str) -> WebAccountRecord:
+        """Give an existing account another role (its open web sessions end: ``storage.web_sessions``)."""
+        return await self._change(username, role=validate_role(role))
+
+    async def _change(self, username: str, **values: str) -> WebAccountRecord:
+        """Set columns of an existing account (``updated_at`` moves, which ends its web sessions)."""
         async with self._sessionmaker() as session, session.begin():
             row = await session.get(WebAccount, username)
             if row is None:
                 raise NotFoundError(f"There is no account named {username!r}.")
-            row.password_hash = password_hash
+            for column, value in values.items():
+                setattr(row, column, value)
+            await session.flush()
+            await session.refresh(row)
+            return WebAccountRecord.model_validate(row)
 
     async def remove(self, username: str, *, delete_threads: bool = False) -> int:
         """Delete an account; returns how many chat threads that person has (deleted or kept).

@@ -7,12 +7,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from tools.errors import InvalidArgumentsError
 from tools.facts import ArgumentFacts, EntityArgument
+
+if TYPE_CHECKING:
+    from tools.builtin.base import Table
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
@@ -74,9 +77,9 @@ class ToolDefinition:
         """The argument naming a live bot, schedule, reminder or approval, if the tool has one."""
         return self.facts.entity
 
-    def auditable(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
-        """``arguments`` as the audit trail keeps them: private ones as the sha256 hash of their text."""
-        return self.facts.auditable(arguments)
+    def auditable(self, arguments: Mapping[str, Any], key: bytes) -> dict[str, Any]:
+        """``arguments`` as the audit trail keeps them: private ones as their keyed hash under ``key``."""
+        return self.facts.auditable(arguments, key)
 
     @property
     def result_is_private(self) -> bool:
@@ -108,3 +111,15 @@ class ToolDefinition:
     def validate_output(self, payload: dict[str, Any]) -> BaseModel:
         """Parse a structured result into the output model."""
         return self.output_model.model_validate(payload)
+
+    def result_table(self, structured: dict[str, Any] | None) -> Table | None:
+        """A structured result as the small table its output model draws (``ToolOutput.table``), for
+        front doors that show one under the reply; None when it draws none."""
+        if structured is None:
+            return None
+        try:
+            output = self.validate_output(structured)
+        except ValidationError:
+            return None
+        table = getattr(output, "table", None)
+        return table() if callable(table) else None

@@ -17,6 +17,7 @@ it embeds text) are fields of ``ToolDefinition``.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -135,17 +136,23 @@ class ArgumentFacts:
             raise ValueError(f"{model.__name__} names more than one live thing: {entities}")
         return cls(frozenset(private), frozenset(free_text), entities[0] if entities else None)
 
-    def auditable(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
-        """``arguments`` as the audit trail keeps them: private ones as the sha256 hash of their text."""
+    def auditable(self, arguments: Mapping[str, Any], key: bytes) -> dict[str, Any]:
+        """``arguments`` as the audit trail keeps them: private ones as their keyed hash (``key``: the
+        server's audit key)."""
         return {
-            key: private_digest(value) if key in self.private else value for key, value in arguments.items()
+            name: private_digest(value, key) if name in self.private else value
+            for name, value in arguments.items()
         }
 
 
-def private_digest(value: Any) -> str:
-    """How the audit trail keeps private text: ``"sha256:"`` and the hex digest of its text. It shows
-    whether a known text was used, and hides the text (short or guessable text can still be guessed)."""
-    return "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()
+def private_digest(value: Any, key: bytes) -> str:
+    """How the audit trail keeps private text: ``"hmac-sha256:"`` and the hex HMAC-SHA256 of its text
+    under the server's audit ``key``. The same text and key give the same digest, so whoever holds the key
+    can check whether a known text was used; without the key even a short text (a PIN) cannot be guessed
+    by hashing candidates. Rows written before keyed hashes keep their plain ``"sha256:"`` digests."""
+    if not key:
+        raise ValueError("private_digest needs the audit key")
+    return "hmac-sha256:" + hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()
 
 
 def _markers(field: FieldInfo) -> Iterator[object]:

@@ -74,8 +74,11 @@ def server_settings(host: str | None, port: int | None) -> Settings:
 def require_database(settings: Settings) -> None:
     """Before a server starts: reach the configured database once, or say why not in one sentence and
     exit 2 (inside the server's startup the same failure is a page of traceback). The embedded database
-    is left to the server: starting it twice would only cost time."""
+    is started here and left running for the server, which joins it instead of starting it again."""
     if settings.database_url is None:
+        from storage.embedded import check_embedded
+
+        run(check_embedded(settings.embedded_db_dir))
         return
     from storage import Database
 

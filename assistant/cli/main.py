@@ -7,9 +7,11 @@ from typing import Annotated
 import typer
 
 from assistant.cli import audit as cli_audit
+from assistant.cli import bots as cli_bots
 from assistant.cli import bus as cli_bus
 from assistant.cli import knowledge as cli_knowledge
 from assistant.cli import mcp as cli_mcp
+from assistant.cli import schedules as cli_schedules
 from assistant.cli import turns as cli_turns
 from assistant.cli import voice as cli_voice
 from assistant.cli import web as cli_web
@@ -30,7 +32,7 @@ app.command()(cli_turns.chat)
 app.command()(cli_turns.worker)
 app.add_typer(cli_audit.app, name="audit", help="The tamper-evident audit trail.")
 app.add_typer(cli_bus.app, name="bus", help="The message bus: dead letters.")
-for _module in (cli_web, cli_voice, cli_knowledge, cli_mcp):
+for _module in (cli_web, cli_voice, cli_knowledge, cli_mcp, cli_schedules, cli_bots):
     _module.register(app)
 
 

@@ -80,6 +80,8 @@ def parse(
         if as_json or text == "-":
             sys.stdout.write(json.dumps(matches, ensure_ascii=False) + "\n")
             sys.stdout.flush()
+        elif not matches and (chat := recognizer.chat(line)) is not None:
+            console.print(f"[yellow]No command: {chat.kind}.[/] The reply: {escape(chat.reply)}")
         elif not matches:
             console.print("[yellow]No command recognised.[/] Try: " + "; ".join(recognizer.suggest(line)))
         else:
@@ -147,8 +149,23 @@ class Terminal:
     async def _on_event(self, event: Event | Heard) -> None:
         if self.show:
             _print_event(event)
+            if isinstance(event, ToolFinished) and event.ok:
+                self._print_table(event)
         if isinstance(event, ApprovalRequired):
             await self._confirm(event)
+
+    def _print_table(self, event: ToolFinished) -> None:
+        """A result its tool draws as a table (a bots status), as a terminal table."""
+        table = self.kommandant.services.catalog.get(event.tool).result_table(event.structured)
+        if table is None:
+            return
+        from rich.table import Table
+        from rich.text import Text
+
+        drawn = Table(*table.columns)
+        for row in table.rows:
+            drawn.add_row(*(Text(cell) for cell in row))
+        console.print(drawn)
 
     async def _confirm(self, event: ApprovalRequired) -> None:
         if not sys.stdin.isatty():

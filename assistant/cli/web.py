@@ -28,17 +28,27 @@ def register(app: typer.Typer) -> None:
 
 
 async def _with_accounts(
-    action: Callable[[WebAccountRepository], Awaitable[T]], audit: tuple[str, dict[str, str]] | None = None
+    action: Callable[[WebAccountRepository], Awaitable[T]],
+    audit: tuple[str, dict[str, str]] | None = None,
+    end_sessions: tuple[str, dict[str, str]] | None = None,
 ) -> T:
-    """Open the database, run ``action`` on the account table, and record ``audit`` (kind, data) if given."""
+    """Open the database, run ``action`` on the account table, end the web sessions ``end_sessions``
+    names (why, and ``WebSessionRepository.revoke_many`` filters), and record ``audit`` (kind,
+    data; with the number of sessions ended) if given."""
     from storage import Database
     from storage.audit import AuditLog
     from storage.web_accounts import WebAccountRepository
+    from storage.web_sessions import WebSessionRepository
 
     async with Database.from_settings(load_settings()) as db:
         result = await action(WebAccountRepository(db.sessionmaker))
+        ended = None
+        if end_sessions is not None:
+            because, which = end_sessions
+            ended = await WebSessionRepository(db.sessionmaker).revoke_many(because, **which)
         if audit is not None:
             kind, data = audit
+            data = data if ended is None else {**data, "sessions_ended": str(ended)}
             await AuditLog(db.sessionmaker).append(kind, actor="cli", channel="cli", data=data)
         return result
 
@@ -62,8 +72,10 @@ def add(
         bool, typer.Option(help="Read the password from the first line of stdin.")
     ] = False,
 ) -> None:
-    """Create a web chat account. The first one ends the auto-login of the local admin."""
+    """Create a web chat account. The first one ends the auto-login of the local admin (its open
+    sessions stop working within seconds)."""
     from storage.web_accounts import InvalidAccountError, validate_role, validate_username
+    from storage.web_sessions import AUTO_PROVIDER
 
     try:
         validate_username(username)
@@ -76,6 +88,7 @@ def add(
             _with_accounts(
                 lambda accounts: accounts.add(username, secret, role),
                 ("account_added", {"username": username, "role": role}),
+                ("an account exists: no more automatic login", {"provider": AUTO_PROVIDER}),
             )
         )
     except InvalidAccountError as err:
@@ -90,7 +103,7 @@ def passwd(
         bool, typer.Option(help="Read the password from the first line of stdin.")
     ] = False,
 ) -> None:
-    """Set a new password for an account."""
+    """Set a new password for an account; its open web sessions stop working within seconds."""
     from storage.web_accounts import InvalidAccountError
 
     secret = _read_password(None, password_stdin)
@@ -99,11 +112,57 @@ def passwd(
             _with_accounts(
                 lambda accounts: accounts.set_password(username, secret),
                 ("account_password_changed", {"username": username}),
+                ("password changed", {"username": username}),
             )
         )
     except InvalidAccountError as err:
         fail(str(err))
     console.print(f"Password of [bold]{username}[/] changed.", highlight=False)
+
+
+@users_app.command("role")
+def set_role(
+    username: Annotated[str, typer.Argument(help="The account.")],
+    role: Annotated[str, typer.Argument(help="admin, operator or viewer.")],
+) -> None:
+    """Give an account another role; its open web sessions stop working within seconds (sign in again)."""
+    from storage.web_accounts import InvalidAccountError, validate_role
+
+    try:
+        validate_role(role)
+    except InvalidAccountError as err:
+        fail(str(err))
+    record = run(
+        _with_accounts(
+            lambda accounts: accounts.set_role(username, role),
+            ("account_role_changed", {"username": username, "role": role}),
+            ("role changed", {"username": username}),
+        )
+    )
+    console.print(f"[bold]{record.username}[/] is now {record.role}.", highlight=False)
+
+
+@users_app.command("logout")
+def logout(
+    username: Annotated[str | None, typer.Argument(help="The account whose web logins end.")] = None,
+    everyone: Annotated[bool, typer.Option("--all", help="End every web login, of every account.")] = False,
+) -> None:
+    """End web logins (a lost laptop, a shared screen): within seconds they must sign in again."""
+    if (username is None) == (not everyone):
+        fail("Name one account, or give --all.")
+    which = {} if everyone else {"username": str(username)}
+    run(
+        _with_accounts(
+            _no_change,
+            ("web_sessions_ended", {"username": username or "*"}),
+            ("ended with kommandant users logout", which),
+        )
+    )
+    console.print(f"Ended the web logins of {'every account' if everyone else username}.", highlight=False)
+
+
+async def _no_change(accounts: WebAccountRepository) -> None:
+    """``users logout`` leaves the accounts as they are: only their sessions end."""
 
 
 @users_app.command("list")
@@ -137,7 +196,7 @@ def remove(
         bool, typer.Option(help="Also delete this person's chat threads (kept by default).")
     ] = False,
 ) -> None:
-    """Delete an account; open chats of that person stop working at their next message.
+    """Delete an account; that person's web sessions stop working within seconds.
 
     Their chat threads are kept unless ``--delete-threads`` is given (the command says how many).
     """
@@ -145,6 +204,7 @@ def remove(
         _with_accounts(
             lambda accounts: accounts.remove(username, delete_threads=delete_threads),
             ("account_removed", {"username": username, "threads_deleted": str(delete_threads).lower()}),
+            ("account removed", {"username": username}),
         )
     )
     console.print(f"Removed [bold]{username}[/].", highlight=False)

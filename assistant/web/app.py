@@ -15,23 +15,28 @@ from chainlit.data.base import BaseDataLayer
 from chainlit.input_widget import Select, Switch
 from chainlit.oauth_providers import get_configured_oauth_providers
 from chainlit.types import ThreadDict
+from fastapi import Request, Response
 
 from assistant import policy
 from assistant.events import Turn
 from assistant.reads import ToolReadError, read_model
 from assistant.web.auth import LOCAL_USER, Identity
+from assistant.web.content import without_remote_images
 from assistant.web.render import (
     APPROVE_ACTION,
     CHANNEL,
     IDENTITY_KEY,
     LLM_KEY,
     SPEAK_KEY,
+    deliver_bot_states,
     deliver_reminders,
+    end_waiting_turns,
     render_turn,
     session_identity,
     show_pending_approvals,
 )
-from assistant.web.server import chat_history, kommandant, runtime, web_auth
+from assistant.web.server import chat_history, kommandant, runtime, web_auth, web_sessions
+from assistant.web.sessions import SESSION_CLAIM, request_token, socket_token
 from assistant.web.uploads import ingest_uploads, uploaded_files
 from tools.builtin import approvals as approval_tools
 from tools.builtin import system as system_tools
@@ -53,6 +58,10 @@ NOT_ALLOWED = (
     "You are signed in as {user}, but that account no longer exists or a password is now required. "
     "Log out (top right) and sign in again."
 )
+SESSION_ENDED = (
+    "Your login has ended (you logged out, or your account, password or role changed). "
+    "Reload the page and sign in again."
+)
 
 
 @cl.data_layer
@@ -62,12 +71,12 @@ def _data_layer() -> BaseDataLayer:
 
 @cl.password_auth_callback
 async def password_login(username: str, password: str) -> cl.User | None:
-    return _chainlit_user(await web_auth().password_login(username, password))
+    return await _chainlit_user(await web_auth().password_login(username, password))
 
 
 @cl.header_auth_callback
 async def header_login(headers: Any) -> cl.User | None:
-    return _chainlit_user(await web_auth().header_login(headers))
+    return await _chainlit_user(await web_auth().header_login(headers))
 
 
 if get_configured_oauth_providers():
@@ -80,13 +89,23 @@ if get_configured_oauth_providers():
         default_user: cl.User,
         id_token: str | None,
     ) -> cl.User | None:
-        return _chainlit_user(await web_auth().oauth_login(default_user.identifier, provider_id))
+        return await _chainlit_user(await web_auth().oauth_login(default_user.identifier, provider_id))
 
 
-def _chainlit_user(identity: Identity | None) -> cl.User | None:
+async def _chainlit_user(identity: Identity | None) -> cl.User | None:
+    """The user Chainlit puts in the login token: with a new session's id, checked on every request."""
     if identity is None:
         return None
-    return cl.User(identifier=identity.user, metadata={"role": identity.role, "provider": identity.provider})
+    session = await web_sessions().start(identity.user, identity.provider)
+    metadata = {"role": identity.role, "provider": identity.provider, SESSION_CLAIM: session}
+    return cl.User(identifier=identity.user, metadata=metadata)
+
+
+@cl.on_logout
+async def logout(request: Request, response: Response) -> dict[str, bool]:
+    """End the session at once, in every web process within seconds (Chainlit drops the cookie)."""
+    await web_sessions().end(request_token(request.headers))
+    return {"success": True}
 
 
 @cl.set_starters
@@ -158,13 +177,39 @@ async def _open_session() -> Identity | None:
     old = cl.user_session.get("reminders")
     if old is None:
         cl.user_session.set("reminders", asyncio.create_task(deliver_reminders(runtime(), identity.user)))
+    if cl.user_session.get("approval_results") is None:
+        results = asyncio.create_task(_deliver_approval_results(identity.user))
+        cl.user_session.set("approval_results", results)
+    if cl.user_session.get("bot_states") is None:
+        cl.user_session.set("bot_states", asyncio.create_task(deliver_bot_states(runtime(), identity.user)))
     return identity
+
+
+async def _deliver_approval_results(user: str) -> None:
+    """Show the result of this person's approved call that ran after they stopped waiting (its turn ended
+    or the page closed), in the thread they asked in, when that thread is open here."""
+    from agents import approval_result_topic
+
+    services = runtime().services
+    assert services is not None
+    async with services.bus.subscribe(approval_result_topic(CHANNEL)) as results:
+        async for event in results:
+            payload = event.payload
+            if payload.get("user") != user or payload.get("thread") != cl.context.session.thread_id:
+                continue
+            outcome = "" if payload.get("ok") else " (it failed)"
+            result = without_remote_images(str(payload.get("text", "")))
+            await cl.Message(content=f"Approved **{payload.get('tool')}** ran{outcome}: {result}").send()
 
 
 async def _current_identity() -> Identity | None:
     """The signed-in person with the role their account has now (it may have changed since login)."""
     user = cl.user_session.get("user")
     name = getattr(user, "identifier", None) or LOCAL_USER
+    if not await web_sessions().alive(socket_token(cl.context.session)):  # opened before a logout
+        cl.user_session.set(IDENTITY_KEY, None)
+        await cl.Message(content=SESSION_ENDED).send()
+        return None
     role = await web_auth().current_role(name)
     if role is None:
         cl.user_session.set(IDENTITY_KEY, None)
@@ -184,11 +229,13 @@ async def on_settings_update(values: dict[str, Any]) -> None:
 
 @cl.on_chat_end
 async def on_chat_end() -> None:
-    task = cl.user_session.get("reminders")
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await end_waiting_turns()  # their approvals now count as ones whose requester left
+    for key in ("reminders", "approval_results", "bot_states"):
+        task = cl.user_session.get(key)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 @cl.on_message
@@ -277,7 +324,8 @@ async def on_decide(action: cl.Action) -> None:
         thread=cl.context.session.thread_id,
     )
     await action.remove()
-    await cl.Message(content=done.text).send()
+    verdict = "Approved" if approve else "Rejected"
+    await cl.Message(content=f"{verdict} by **{identity.user}**: {done.text}").send()
 
 
 from assistant.web import microphone  # noqa: E402,F401  (registers the audio hooks)

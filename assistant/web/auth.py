@@ -10,6 +10,9 @@ the ``local`` admin, so ``make up`` opens a usable chat on a fresh machine. As s
 exists, that stops: the login form is shown and old ``local`` sessions are refused. Only a request for
 an allowed host from the server's own page (or from no page) is signed in that way, never one from a
 page on another site, another local port or a DNS name rebound to 127.0.0.1 (``assistant.web.hosts``).
+
+Every login starts a session that can end (``assistant.web.sessions``); password logins are throttled
+(``assistant.web.login``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from assistant.events import Role
 from assistant.web.hosts import HostPolicy
 from settings import Settings
 from storage.web_accounts import WebAccountRecord, WebAccountRepository
+from storage.web_sessions import AUTO_PROVIDER
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +47,18 @@ class Identity:
     provider: str
 
 
-def ensure_auth_secret(settings: Settings) -> None:
-    """Give Chainlit the secret that signs login tokens, generating one on first start.
+def ensure_auth_secret(settings: Settings) -> str:
+    """Give Chainlit the secret that signs login tokens, generating one on first start; returns it
+    (the session check verifies tokens with it).
 
     Order: ``KOMMANDANT_WEB_AUTH_SECRET``, then an existing ``CHAINLIT_AUTH_SECRET``, then the file
     ``web_auth_secret`` in the data folder (created with mode 0600). The value is never logged.
     """
     if settings.web_auth_secret is not None:
         os.environ[SECRET_ENV] = settings.web_auth_secret.get_secret_value()
-        return
-    if os.environ.get(SECRET_ENV):
-        return
-    os.environ[SECRET_ENV] = _secret_file(settings.data_dir / SECRET_FILE)
+    elif not os.environ.get(SECRET_ENV):
+        os.environ[SECRET_ENV] = _secret_file(settings.data_dir / SECRET_FILE)
+    return os.environ[SECRET_ENV]
 
 
 def _secret_file(path: Path) -> str:
@@ -89,12 +93,11 @@ class WebAuth:
         return self.settings.web_auth == "auto" and await self.accounts.count() == 0
 
     async def password_login(self, username: str, password: str) -> Identity | None:
-        """The identity for a right name and password, else None (the page says the login failed)."""
+        """The identity for a right name and password, else None (the page says the login failed; the
+        login throttle logs and audits it without the name when that is no account: it may be a
+        password typed into the wrong field)."""
         account = await self.accounts.authenticate(username.strip(), password)
-        if account is None:
-            log.info("web login failed for %r", username[:100])
-            return None
-        return _identity(account, "password")
+        return None if account is None else _identity(account, "password")
 
     async def header_login(self, headers: Mapping[str, str]) -> Identity | None:
         """The trusted proxy header's account, or the local admin while auto-login is active and the
@@ -114,7 +117,7 @@ class WebAuth:
                 str(headers.get("origin"))[:100],
             )
             return None
-        return Identity(LOCAL_USER, "admin", "auto")
+        return Identity(LOCAL_USER, "admin", AUTO_PROVIDER)
 
     async def oauth_login(self, identifier: str, provider: str) -> Identity | None:
         """An OAuth sign-in is let in only when an account of that name (usually the e-mail) exists."""

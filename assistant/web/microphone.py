@@ -15,7 +15,7 @@ import logging
 
 import chainlit as cl
 
-from assistant.web.render import render_spoken, session_identity
+from assistant.web.render import IDENTITY_KEY, render_spoken, session_identity
 from assistant.web.server import runtime
 from assistant.web.speak import LIVE_KEY, sample_rate, voice_turns
 from voice import Listener, VoiceError
@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 LISTENER_KEY = "voice_listener"
 PARTIAL_KEY = "voice_partial"
 LOCK_KEY = "voice_lock"
+CHAT_START_WAIT = 15.0
+"""Seconds the microphone waits for the chat start to sign the session in (see ``_chat_started``)."""
+CHAT_START_POLL = 0.05
 
 _turns: set[asyncio.Task[None]] = set()
 """Utterances being answered while the microphone keeps listening (held so they are not collected)."""
@@ -48,6 +51,7 @@ async def on_audio_start() -> bool:
     cl.user_session.set(LOCK_KEY, lock)
     async with lock:
         try:
+            await _chat_started()
             await _new_listener()
         except (VoiceError, PermissionError) as err:
             cl.user_session.set(LOCK_KEY, None)
@@ -55,6 +59,26 @@ async def on_audio_start() -> bool:
             return False
     cl.user_session.set(LIVE_KEY, True)
     return True
+
+
+async def _chat_started() -> None:
+    """Wait until the chat start has put the signed-in person into the session (``on_chat_start`` or
+    ``on_chat_resume`` in ``app.py``, which check the login in Postgres first). The button shows with
+    the page, and Socket.IO handles the socket's first events side by side: a quick click reached this
+    hook before the chat start had even begun, and was answered "no signed-in person"."""
+    session = cl.context.session
+    deadline = asyncio.get_running_loop().time() + CHAT_START_WAIT
+    while cl.user_session.get(IDENTITY_KEY) is None:
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return
+        task = session.current_task
+        if session.chat_started and (task is None or task.done()):
+            return  # the chat start is over and signed nobody in: session_identity() says so
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=left)
+        else:
+            await asyncio.sleep(CHAT_START_POLL)
 
 
 @cl.on_audio_chunk

@@ -5,11 +5,16 @@ Chainlit keeps its hooks and settings in module globals, so a process serves one
 ``chat_history()`` here, which the app's lifespan sets.
 
 Every request passes the Host and Origin check first (``assistant.web.hosts``), then one CORS layer
-(``KOMMANDANT_CORS_ORIGINS``; same origin only by default) for all routes, the chat's included.
+(``KOMMANDANT_CORS_ORIGINS``; same origin only by default) for all routes, the chat's included. Every
+response carries the Content-Security-Policy (``assistant.web.csp``): pages load from this server only.
+Right after the Host check, ``X-Forwarded-*`` headers are believed from ``KOMMANDANT_TRUSTED_PROXIES``
+only, a login token whose session ended is taken out of the request (``assistant.web.sessions``;
+``web_sessions()``), and password logins are throttled (``assistant.web.login``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
 import os
@@ -32,7 +37,10 @@ if TYPE_CHECKING:
     from assistant.kommandant import Kommandant
     from assistant.runtime import Runtime
     from assistant.web.auth import WebAuth
+    from assistant.web.csp import ContentPolicy
     from assistant.web.history import KommandantDataLayer
+    from assistant.web.login import LoginGuard
+    from assistant.web.sessions import WebSessions
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +54,8 @@ Kommandant and gets a clear reply instead of a silently dropped connection."""
 _runtime: Runtime | None = None
 _auth: WebAuth | None = None
 _history: KommandantDataLayer | None = None
+_sessions: WebSessions | None = None
+_logins: LoginGuard | None = None
 
 
 def runtime() -> Runtime:
@@ -60,6 +70,13 @@ def kommandant() -> Kommandant:
     rt = runtime()
     assert rt.kommandant is not None
     return rt.kommandant
+
+
+def web_sessions() -> WebSessions:
+    """Login sessions of this web process (set by the app's lifespan)."""
+    if _sessions is None:
+        raise RuntimeError("Kommandant is still starting")
+    return _sessions
 
 
 def web_auth() -> WebAuth:
@@ -88,22 +105,33 @@ def create_app(settings: Settings) -> FastAPI:
     from fastapi import FastAPI
     from fastapi.responses import RedirectResponse
     from starlette.middleware.cors import CORSMiddleware
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
     from assistant.runtime import Runtime
     from assistant.web.auth import WebAuth, ensure_auth_secret
+    from assistant.web.csp import ContentPolicyMiddleware
     from assistant.web.hosts import HostCheckMiddleware, HostPolicy
+    from assistant.web.login import LoginThrottleMiddleware
+    from assistant.web.sessions import (
+        SessionMiddleware,
+        close_ended_sockets,
+        open_sessions,
+        session_lifetime,
+    )
     from storage.web_accounts import WebAccountRepository
 
-    ensure_auth_secret(settings)
+    auth_secret = ensure_auth_secret(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        global _runtime, _auth
-        async with Runtime(settings, warm_embeddings=True) as rt:
+        global _runtime, _auth, _sessions, _logins
+        async with Runtime(settings, warm_embeddings=True, scheduler=True) as rt:
             assert rt.services is not None
             database = rt.services.database
             chat_history().bind(database)
             _auth = WebAuth(settings, WebAccountRepository(database.sessionmaker))
+            _sessions, _logins = open_sessions(settings, database.sessionmaker, auth_secret)
+            sweep = asyncio.create_task(close_ended_sockets(_sessions), name="close-ended-sockets")
             _runtime = rt
             shown = "127.0.0.1" if settings.host in WILDCARD_HOSTS else settings.host  # 0.0.0.0 is no name
             log.info("Kommandant is ready at http://%s:%s%s", shown, settings.port, CHAT_PATH)
@@ -111,8 +139,10 @@ def create_app(settings: Settings) -> FastAPI:
                 yield
             finally:
                 await chat_history().flush()  # thread writes still waiting (see chat_history)
+                sweep.cancel()
                 _runtime = None
                 _auth = None
+                _sessions = _logins = None
 
     app = FastAPI(title="Kommandant", lifespan=lifespan)
 
@@ -156,7 +186,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(feedback_routes(CHAT_PATH, chat_history))  # before the chat's own routes
     mount_chainlit(app, target=str(Path(__file__).with_name("app.py")), path=CHAT_PATH)
     drop_chainlit_cors(chainlit_app, settings.cors_origins)
+    session_lifetime(settings)
     app.add_middleware(OfflinePageMiddleware)
+    app.add_middleware(ContentPolicyMiddleware, policy=chat_page_policy())
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -165,6 +197,10 @@ def create_app(settings: Settings) -> FastAPI:
         allow_headers=["*"],
     )
     web, mcp = HostPolicy.for_web(settings), transport_security(settings)
+    app.add_middleware(LoginThrottleMiddleware, path=f"{CHAT_PATH}/login", guard=lambda: _logins)
+    app.add_middleware(SessionMiddleware, sessions=lambda: _sessions)
+    # X-Forwarded-Proto/-For believed from the configured proxies only (uvicorn's own layer is off: serve)
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.add_middleware(  # last added, so it runs first: before every route, the mounted chat included
         HostCheckMiddleware,
         policy=web,
@@ -174,6 +210,16 @@ def create_app(settings: Settings) -> FastAPI:
         ],
     )
     return app
+
+
+def chat_page_policy() -> ContentPolicy:
+    """The Content-Security-Policy for every page: the chat page as it is served now (Chainlit's template,
+    without remote links) gives the hashes of the inline scripts it may run."""
+    from chainlit.server import get_html_template
+
+    from assistant.web.csp import ContentPolicy
+
+    return ContentPolicy.for_page(strip_remote_links(get_html_template(CHAT_PATH)))
 
 
 def keep_uploads_in(folder: Path) -> None:
@@ -264,5 +310,10 @@ def serve(settings: Settings) -> None:
 
     app = create_app(settings)
     uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), lifespan="on"
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+        proxy_headers=False,  # create_app trusts KOMMANDANT_TRUSTED_PROXIES only, not 127.0.0.1
     )

@@ -30,7 +30,9 @@ async def runtime(
 
 async def _delete_topology(settings: Settings) -> None:
     """Remove this test's exchanges and queues from the shared broker."""
+    from agents.bots.agent import executor_queue
     from bus.rabbit import Topology, delete_topology
 
     assert settings.amqp_url is not None
-    await delete_topology(settings.amqp_url.get_secret_value(), Topology(settings.bus_prefix), BUILTIN_AGENTS)
+    queues = [*BUILTIN_AGENTS, executor_queue(settings.bots_host)]  # the bot executor's own queue too
+    await delete_topology(settings.amqp_url.get_secret_value(), Topology(settings.bus_prefix), queues)

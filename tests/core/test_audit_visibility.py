@@ -117,9 +117,12 @@ async def test_private_words_never_reach_the_audit_trail_in_clear(runtime: Runti
     assert (await log.verify()).ok
     rows = await log.tail(500)
     intents = {(r.tool, json.dumps(r.data["arguments"])) for r in rows if r.kind == "intent"}
-    assert ("memory_remember", json.dumps({"fact": private_digest(f"my bank pin is {PIN}")})) in intents
+    assert runtime.kommandant is not None
+    key = runtime.kommandant.audit_key
+    remembered = json.dumps({"fact": private_digest(f"my bank pin is {PIN}", key)})
+    assert ("memory_remember", remembered) in intents
     turns = [r.data["text"] for r in rows if r.kind == "turn"]
-    assert private_digest(f"remember that my bank pin is {PIN}") in turns  # checkable, not readable
+    assert private_digest(f"remember that my bank pin is {PIN}", key) in turns  # checkable, not readable
     assert "what's the status" in turns  # words without private arguments stay readable
     results = [(r.tool, r.data["summary"]) for r in rows if r.kind == "tool_result"]
     private = {"memory_remember", "memory_recall", "memory_list", "memory_forget", "knowledge_search"}

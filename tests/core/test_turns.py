@@ -171,6 +171,14 @@ async def test_unknown_command_suggests_commands(runtime: Runtime) -> None:
     assert answer.startswith("I didn't understand")
 
 
+async def test_greetings_and_thanks_get_a_friendly_reply_never_a_tool(runtime: Runtime) -> None:
+    for text, speech_confidence in (("Hey, how's it going?", 0.9), ("thanks a lot", None)):
+        events = await turn(runtime, text, speech_confidence=speech_confidence)
+        assert not any(isinstance(e, IntentRecognized | ToolStarted) for e in events)
+        answer = reply(events)
+        assert answer and not answer.startswith("I didn't understand")
+
+
 async def test_a_megabyte_message_gets_a_clear_reply(runtime: Runtime) -> None:
     answer = reply(await turn(runtime, "remember " + "x" * 1_000_000))
     assert "characters long" in answer

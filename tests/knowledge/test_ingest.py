@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -18,6 +17,7 @@ from assistant.runtime import Runtime
 from embeddings import Embedder
 from storage.memory import MemoryRepository
 from tests.knowledge.conftest import turn_reply
+from tools import private_digest
 
 MakeRuntime = Callable[..., AbstractAsyncContextManager[Runtime]]
 
@@ -156,7 +156,8 @@ async def test_search_turn_cites_and_audits_only_a_hash(make_runtime: MakeRuntim
         assert finished, events and finished[0].tool == "knowledge_search" and finished[0].ok
         assert "red button" in reply and "manual" in reply and "p. 1" in reply
         rows = await rt.services.audit.tail(50)
-        digest = "sha256:" + hashlib.sha256(query.encode()).hexdigest()
+        assert rt.kommandant is not None
+        digest = private_digest(query, rt.kommandant.audit_key)
         calls = [r for r in rows if r.kind in ("intent", "tool_call") and r.tool == "knowledge_search"]
         assert calls and all(r.data["arguments"]["query"] == digest for r in calls)
         assert all(query not in str(r.data) for r in rows if r.kind != "turn")

@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 import pytest
 import pytest_asyncio
 from mcp import ClientSession, StdioServerParameters, types
+from mcp.client.session import LoggingFnT, MessageHandlerFnT
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -189,7 +190,14 @@ async def make_token(database: Database, name: str, role: str, user: str) -> str
     return token
 
 
-def http_opener(url: str, token: str | None, headers: dict[str, str] | None = None) -> Opener:
+def http_opener(
+    url: str,
+    token: str | None,
+    headers: dict[str, str] | None = None,
+    *,
+    on_log: LoggingFnT | None = None,
+    on_message: MessageHandlerFnT | None = None,
+) -> Opener:
     @contextlib.asynccontextmanager
     async def open_session(elicitor: Elicitor | None) -> AsyncIterator[ClientSession]:
         sent = dict(headers or {})
@@ -198,7 +206,13 @@ def http_opener(url: str, token: str | None, headers: dict[str, str] | None = No
         async with (
             create_mcp_http_client(headers=sent) as http,
             streamable_http_client(url, http_client=http) as (read, write, _),
-            ClientSession(read, write, elicitation_callback=elicitor) as session,
+            ClientSession(
+                read,
+                write,
+                elicitation_callback=elicitor,
+                logging_callback=on_log,
+                message_handler=on_message,
+            ) as session,
         ):
             await session.initialize()
             yield session
@@ -206,7 +220,7 @@ def http_opener(url: str, token: str | None, headers: dict[str, str] | None = No
     return open_session
 
 
-def stdio_opener(database: Database, data_dir: Path) -> Opener:
+def stdio_opener(database: Database, data_dir: Path, *, on_log: LoggingFnT | None = None) -> Opener:
     @contextlib.asynccontextmanager
     async def open_session(elicitor: Elicitor | None) -> AsyncIterator[ClientSession]:
         params = StdioServerParameters(
@@ -214,7 +228,7 @@ def stdio_opener(database: Database, data_dir: Path) -> Opener:
         )
         async with (
             stdio_client(params) as (read, write),
-            ClientSession(read, write, elicitation_callback=elicitor) as session,
+            ClientSession(read, write, elicitation_callback=elicitor, logging_callback=on_log) as session,
         ):
             await session.initialize()
             yield session

@@ -159,7 +159,9 @@ async def test_calls_are_audited_on_the_mcp_channel(client: Client, person: Runt
     await client.session.call_tool("memory_remember", {"fact": f"my {marker} is on"})
     assert person.services is not None
     rows = await AuditLog(person.services.database.sessionmaker).tail(50)
-    hashed = private_digest(f"my {marker} is on")  # the fact is private: the trail keeps its hash
+    assert person.kommandant is not None  # the server shares its data folder, so its audit key
+    # the fact is private: the trail keeps its keyed hash
+    hashed = private_digest(f"my {marker} is on", person.kommandant.audit_key)
     calls = [r for r in rows if r.kind == "tool_call" and r.data["arguments"].get("fact") == hashed]
     assert not [r for r in rows if marker in json.dumps(r.data)]
     assert len(calls) == 1

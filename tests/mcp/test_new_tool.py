@@ -4,7 +4,6 @@ the audit trail as a hash only."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 from mcp.shared.memory import create_connected_server_and_client_session
@@ -17,7 +16,9 @@ from mcp_server import Caller, KommandantMCP
 from settings import Settings
 from storage import Database
 from storage.audit import AuditLog
+from storage.audit_key import audit_key
 from tests.tools.test_new_tool import DIARY_WRITE, DiaryWriteInput, Done
+from tools import private_digest
 
 SECRET = "the fern is my password hint"
 
@@ -59,7 +60,5 @@ async def test_a_new_tool_is_listed_called_and_audited_over_mcp(db: Database, se
     dumped = json.dumps([list(map(str, row)) for row in rows])
     assert SECRET not in dumped
     calls = [row for row in rows if row.kind == "tool_call" and row.tool == "diary_write"]
-    assert calls and calls[0].data["arguments"] == {
-        "entry": "sha256:" + hashlib.sha256(SECRET.encode()).hexdigest()
-    }
+    assert calls and calls[0].data["arguments"] == {"entry": private_digest(SECRET, audit_key(settings))}
     assert (await AuditLog(db.sessionmaker).verify()).ok

@@ -28,6 +28,9 @@ NAMED = {
     "schedules_create": ("name", EntityKind.SCHEDULE),
     "schedules_delete": ("name", EntityKind.SCHEDULE),
     "schedules_run_now": ("name", EntityKind.SCHEDULE),
+    "schedules_enable": ("name", EntityKind.SCHEDULE),
+    "schedules_disable": ("name", EntityKind.SCHEDULE),
+    "schedules_history": ("name", EntityKind.SCHEDULE),
     "reminders_cancel": ("reminder", EntityKind.REMINDER),
     "approvals_decide": ("id", EntityKind.APPROVAL),
 }
@@ -65,7 +68,7 @@ def test_free_text_is_every_string_that_names_nothing() -> None:
         assert not (tool.entity and tool.entity.argument in tool.free_text), tool.name
     assert CATALOG.get("memory_remember").free_text == {"fact"}
     assert CATALOG.get("knowledge_add").free_text == {"content", "title"}
-    assert CATALOG.get("schedules_create").free_text == {"target"}
+    assert CATALOG.get("schedules_create").free_text == {"target", "timezone"}
     assert CATALOG.get("approvals_decide").free_text == {"reason"}
     assert not CATALOG.get("bots_logs").free_text and not CATALOG.get("reminders_cancel").free_text
 

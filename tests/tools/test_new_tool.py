@@ -4,6 +4,7 @@ in any other package."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -172,12 +173,14 @@ def test_a_new_approval_decider_is_policed_like_the_builtin_one(catalog: Catalog
 
 
 def test_audited_with_its_private_argument_hashed() -> None:
-    audited = DIARY_WRITE.auditable({"entry": "I felt tired today"})
-    assert audited == {"entry": "sha256:" + hashlib.sha256(b"I felt tired today").hexdigest()}
-    assert BOT_SNOOZE.auditable({"name": "backup"}) == {"name": "backup"}
+    key = b"an audit key"
+    audited = DIARY_WRITE.auditable({"entry": "I felt tired today"}, key)
+    digest = hmac.new(key, b"I felt tired today", hashlib.sha256).hexdigest()
+    assert audited == {"entry": "hmac-sha256:" + digest}
+    assert BOT_SNOOZE.auditable({"name": "backup"}, key) == {"name": "backup"}
 
 
 def test_no_facts_for_a_model_without_markers() -> None:
     tool = ToolDefinition("bare_tool", "x", "system", BaseModel, BaseModel)
     assert (tool.private, tool.free_text, tool.entity) == (frozenset(), frozenset(), None)
-    assert tool.auditable({"a": 1}) == {"a": 1}
+    assert tool.auditable({"a": 1}, b"an audit key") == {"a": 1}

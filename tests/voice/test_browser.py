@@ -83,9 +83,11 @@ def test_microphone_command_reaches_its_tool(
     # browser's capture path Whisper base hears Piper's "show my reminders" as "till my reminders" (the
     # soft "sh" onset), so the test speaks "what reminders do I have"; the lead-in is generous.
     speech = decode_file(clips["piper"][11].path)  # "what reminders do I have"
+    # The fake device plays from the moment capture opens, and on a busy machine the first chunk reaches
+    # the server seconds later (3.2 s measured): a 6 s lead-in keeps the command whole.
     pause = np.zeros(16_000 * 3, np.float32)
     microphone = tmp_path / "microphone.wav"
-    microphone.write_bytes(wav_bytes(np.concatenate([pause, speech, pause, pause])))
+    microphone.write_bytes(wav_bytes(np.concatenate([pause, pause, speech, pause, pause])))
     args = [
         *CHROMIUM_ARGS,
         "--use-fake-ui-for-media-stream",

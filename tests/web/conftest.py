@@ -28,6 +28,9 @@ from tests.web.chromium import require_chromium
 
 T = TypeVar("T")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
+TRUSTED_PROXY = "127.0.0.2"
+"""A reverse proxy the web server believes (``KOMMANDANT_TRUSTED_PROXIES``): a client that connects from
+this loopback address plays it; one from 127.0.0.1 is an ordinary, untrusted client."""
 
 
 @dataclass
@@ -95,10 +98,13 @@ def web_server(web_database_url: str, tmp_path_factory: pytest.TempPathFactory) 
         approval_ttl=120,
         llm_model="",
         log_level="WARNING",
+        trusted_proxies=TRUSTED_PROXY,
     )
     app = create_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(  # proxy headers as `serve` has them: believed from trusted_proxies only
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False
+        )
     )
     thread = threading.Thread(target=server.run, name="web-server", daemon=True)
     thread.start()

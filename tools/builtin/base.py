@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import abstractmethod
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -18,6 +19,7 @@ __all__ = [
     "Query",
     "ScheduleName",
     "ShortText",
+    "Table",
     "ToolInput",
     "ToolOutput",
     "second_person",
@@ -36,7 +38,8 @@ _NAME = StringConstraints(
 )
 
 BotName = Annotated[str, _NAME, Names(EntityKind.BOT)]
-"""A registered bot's name: letters, digits, spaces, '_', '.', '-'."""
+"""A bot's name as people say it: letters, digits, spaces, '_', '.', '-' (no shell text such as ';', '$',
+'/' or backticks). The bots agent accepts only registered names: letters, digits, '_' and '-'."""
 
 ScheduleName = Annotated[str, _NAME, Names(EntityKind.SCHEDULE)]
 """An existing schedule's name; the same alphabet as bot names."""
@@ -66,6 +69,28 @@ class ToolOutput(BaseModel):
     @abstractmethod
     def summary(self) -> str:
         """The one-line sentence to show or speak to a person."""
+
+    def table(self) -> Table | None:
+        """The result as a small table for front doors that show one (under the summary), or None."""
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A small table of text cells; each front door draws it its own way (Markdown, a terminal table)."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+    def markdown(self) -> str:
+        """The table in GitHub-flavoured Markdown, '|' in cells escaped."""
+
+        def line(cells: tuple[str, ...]) -> str:
+            return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+        return "\n".join(
+            [line(self.columns), line(tuple("---" for _ in self.columns)), *map(line, self.rows)]
+        )
 
 
 _SWAPS = {

@@ -7,12 +7,14 @@ from typing import Literal
 
 from pydantic import Field
 
-from tools.builtin.base import BotName, ToolInput, ToolOutput
+from tools.builtin.base import BotName, Table, ToolInput, ToolOutput
 from tools.definition import Risk, ToolDefinition
 
 AGENT = "bots"
 
-BotState = Literal["running", "stopped", "starting", "stopping", "crashed", "unknown"]
+BotState = Literal["registered", "starting", "running", "stopping", "stopped", "exited", "failed"]
+"""``registered``: never run yet; ``exited``: ended on its own; ``failed``: ended badly (a limit kill, a
+non-zero exit) and not restarted."""
 
 
 class BotsListInput(ToolInput):
@@ -48,9 +50,68 @@ class BotInfo(ToolOutput):
     pid: int | None = Field(default=None, description="The process id while it runs.")
     restarts: int = Field(default=0, ge=0, description="How many times the supervisor restarted it.")
     started_at: datetime | None = Field(default=None, description="When the current run started.")
+    uptime: float | None = Field(default=None, ge=0, description="Seconds the current process has run.")
+    rss: int | None = Field(default=None, ge=0, description="Resident memory of its process tree, bytes.")
+    cpu_percent: float | None = Field(default=None, ge=0, description="CPU use of its tree, % of one core.")
+    cpu_seconds: float | None = Field(default=None, ge=0, description="CPU time its run has used, seconds.")
+    reason: str | None = Field(default=None, description="Why it is in this state (how the last run ended).")
+    host: str | None = Field(default=None, description="The executor the bot is pinned to.")
 
     def summary(self) -> str:
-        return f"The {self.name} bot is {self.status}."
+        details = ", ".join(self._details())
+        text = f"The {self.name} bot {self._state_words()}"
+        if details:
+            text += f" ({details})"
+        return text + "."
+
+    def _state_words(self) -> str:
+        words = {
+            "registered": "is registered and has not run yet",
+            "exited": "has ended",
+            "failed": "has failed",
+        }
+        text = words.get(self.status, f"is {self.status}")
+        if self.reason and self.status in {"stopped", "exited", "failed"}:
+            text += f": {self.reason}"
+        return text
+
+    def _details(self) -> list[str]:
+        parts = []
+        if self.uptime is not None and self.status == "running":
+            parts.append(f"up {duration_text(self.uptime)}")
+        if self.rss is not None and self.status == "running":
+            parts.append(f"{self.rss / 1_048_576:.1f} MB")
+        if self.cpu_percent is not None and self.status == "running":
+            parts.append(f"{self.cpu_percent:.1f} % CPU")
+        if self.restarts:
+            parts.append(f"{self.restarts} restart{'s' if self.restarts != 1 else ''}")
+        return parts
+
+    def row(self) -> tuple[str, ...]:
+        """This bot as a row of ``BotStatusResult.table``."""
+        running = self.status == "running"
+        return (
+            self.name,
+            self.status,
+            str(self.pid) if self.pid and running else "",
+            duration_text(self.uptime) if self.uptime is not None and running else "",
+            f"{self.rss / 1_048_576:.1f} MB" if self.rss is not None and running else "",
+            f"{self.cpu_percent:.1f}" if self.cpu_percent is not None and running else "",
+            str(self.restarts),
+            self.reason or "",
+        )
+
+
+def duration_text(seconds: float) -> str:
+    """A short duration: "42 s", "3 min", "2 h 5 min", "3 d 4 h"."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min"
+    if whole < 86400:
+        return f"{whole // 3600} h {whole % 3600 // 60} min"
+    return f"{whole // 86400} d {whole % 86400 // 3600} h"
 
 
 class BotList(ToolOutput):
@@ -92,6 +153,12 @@ class BotStatusResult(ToolOutput):
         if len(self.bots) == 1:
             return self.bots[0].summary()
         return "; ".join(f"{bot.name}: {bot.status}" for bot in self.bots) + "."
+
+    def table(self) -> Table | None:
+        if not self.bots:
+            return None
+        columns = ("bot", "state", "pid", "uptime", "RSS", "CPU %", "restarts", "reason")
+        return Table(columns, tuple(bot.row() for bot in self.bots))
 
 
 class BotLogs(ToolOutput):
