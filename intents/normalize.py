@@ -23,7 +23,9 @@ _MERIDIEM = re.compile(r"^(\d{1,4}(?::\d{2})?)?([ap])\.?m\.?$")
 _DOTTED_CLOCK = re.compile(r"^(\d{1,2})\.([0-5]\d)(?=$|[ap]\.?m\.?$|[,;!?]+$|\.$)")
 """A clock written with a dot, as speech recognisers often do ("3.30", "2.45pm"): read as "3:30"."""
 _ORDINAL_DIGITS = re.compile(r"^(\d+)(st|nd|rd|th)$")
-_UNIT_SUFFIX = re.compile(r"^(\d+)(s|sec|secs|m|min|mins|h|hr|hrs|d)$")
+_UNIT_SUFFIX = re.compile(r"^(\d{1,4})(s|sec|secs|m|min|mins|h|hr|hrs|d)$")
+"""A number with its unit glued on ("30m", "2h"); at most four digits, so an id prefix such as "5470427d"
+stays one word."""
 _UNIT_WORDS = {
     "s": "seconds", "sec": "seconds", "secs": "seconds", "m": "minutes", "min": "minutes",
     "mins": "minutes", "h": "hours", "hr": "hours", "hrs": "hours", "d": "days",

@@ -32,6 +32,8 @@ from intents.normalize import MAX_CHARS, words_to_number
         ("the crawler's logs", "the crawler logs"),
         ("in 15min", "in 15 minutes"),
         ("approve a1b2-c3d4", "approve a1b2-c3d4"),
+        ("approve 5470427d", "approve 5470427d"),  # an id prefix, not 5,470,427 days
+        ("in 3d", "in 3 days"),
         ("start the web-crawler", "start the web-crawler"),
         ("🤖 start 🤖 the bot", "start the bot"),
         ("", ""),
