@@ -81,6 +81,10 @@ def _recognized(match: IntentMatch) -> IntentRecognized:
     )
 
 
+class PrivateCommandError(ToolError):
+    """A schedule would keep a command whose arguments are private (a fact to remember, a search query)."""
+
+
 class TurnAudit:
     """A turn's audit rows, buffered and written together: before anything acts (a dispatch, an approval
     request) and before the reply, so every step is durable before its effect or answer is seen."""
@@ -108,6 +112,17 @@ class TurnAudit:
                 self._pending[i] = draft.model_copy(update={"data": data})
                 return
         log.error("a turn's text proved private after its audit row was written (user=%s)", self._turn.user)
+
+    def redact_argument(self, key: bytes, name: str) -> None:
+        """An argument proved private after it was understood (a schedule's sentence whose command is
+        private): keep it as a keyed hash in every row not yet written, and the turn's text too."""
+        self.redact_turn_text(key)
+        for i, draft in enumerate(self._pending):
+            arguments = (draft.data or {}).get("arguments")
+            if isinstance(arguments, dict) and isinstance(arguments.get(name), str):
+                kept = {**arguments, name: private_digest(arguments[name], key)}
+                data = {**(draft.data or {}), "arguments": kept}
+                self._pending[i] = draft.model_copy(update={"data": data})
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, []
@@ -216,11 +231,23 @@ class Kommandant:
             return
         matches = confirmed if confirmed is not None else await self.recognize(turn)
         self._keep_private(matches, audit)
-        if not matches:
-            async for event in self._no_match(turn, audit):
+        if not matches or (confirmed is None and self._second_opinion(turn, matches)):
+            async for event in self._no_match(turn, audit, guesses=matches):
                 yield event
             return
-        if confirmed is None and self._unsure(turn, matches):
+        async for event in self._run_matches(turn, matches, audit, confirmed=confirmed is not None):
+            yield event
+
+    def _second_opinion(self, turn: Turn, matches: list[IntentMatch]) -> bool:
+        """Whether the language model judges first: a spoken turn understood only by correcting what was
+        heard is a guess, and the model, when there is one, may name another tool or none."""
+        return self._consults_fallback(turn) and all(m.source == "corrected" for m in matches)
+
+    async def _run_matches(
+        self, turn: Turn, matches: list[IntentMatch], audit: TurnAudit, *, confirmed: bool
+    ) -> AsyncIterator[Event]:
+        """Run the understood commands in order, or read an unsure spoken one back first."""
+        if not confirmed and self._unsure(turn, matches):
             async for event in self._ask_to_confirm(turn, matches, audit):
                 yield event
             return
@@ -287,7 +314,12 @@ class Kommandant:
         )
         return recognize(turn.text, lists=lists, context=self._context(turn), now=datetime.now(self._tz))
 
-    async def _no_match(self, turn: Turn, audit: TurnAudit) -> AsyncIterator[Event]:
+    async def _no_match(
+        self, turn: Turn, audit: TurnAudit, *, guesses: list[IntentMatch] | None = None
+    ) -> AsyncIterator[Event]:
+        """No template understood the turn (or only ``guesses``, corrections of a misheard one): the
+        fallback's tool calls or answer, a friendly word for chatter, the guesses when the fallback has
+        nothing to say, else the closest commands."""
         deadline = time.monotonic() + self.services.settings.llm_timeout
         unavailable = None
         try:
@@ -322,6 +354,10 @@ class Kommandant:
             audit.record("chat", data={"kind": chat.kind})
             yield ReplyDelta(chat.reply)
             yield ReplyDone(chat.reply)
+            return
+        if guesses:  # the model had nothing to say (or is unreachable): the corrected guess, as without it
+            async for event in self._run_matches(turn, guesses, audit, confirmed=False):
+                yield event
             return
         suggestions = self.recognizer.suggest(turn.text, 3)
         reply = "I didn't understand that."
@@ -405,8 +441,14 @@ class Kommandant:
                 "source": match.source,
             },
         )
+        decided: str | None = None
         async for event in self.run_tool(tool, match.arguments, turn, audit=audit):
+            if tool.decides_approvals and isinstance(event, ToolFinished) and event.ok and event.structured:
+                decided = ApprovalDecision.model_validate(event.structured).approval.id
             yield event
+        if decided is not None and match.mention is not None:
+            # "approve the last one": "it" later means the approval decided now, not whichever is last then
+            match = replace(match, mention=replace(match.mention, name=decided))
         self._context(turn).observe(match)
 
     async def run_tool(
@@ -428,6 +470,8 @@ class Kommandant:
             arguments = await self._with_command(tool, arguments, turn)
             tool.validate_arguments(arguments)
         except ToolError as err:
+            if isinstance(err, PrivateCommandError):
+                audit.redact_argument(self.audit_key, "target")  # the sentence said the private words
             yield Failed(str(err))
             yield ReplyDelta(str(err))
             return
@@ -705,6 +749,11 @@ class Kommandant:
                 raise ToolError(match.problem)
             if command in self.services.catalog.creating(EntityKind.SCHEDULE):
                 raise ToolError("A schedule cannot create schedules.")
+            if command.private:
+                raise PrivateCommandError(
+                    f"I can't schedule {command.name}: its words are private, and a schedule keeps its "
+                    "sentence to show and run later."
+                )
             decision = policy.decide(command, turn.role)
             if decision.verdict is policy.Verdict.REFUSE:
                 raise ToolError(f"I can't schedule that: {decision.reason}")

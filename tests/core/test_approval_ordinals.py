@@ -75,3 +75,17 @@ async def test_a_place_past_the_end_decides_nothing(runtime: Runtime) -> None:
     for approval in (first, second):
         assert (await approvals(runtime).get(approval.approval_id)).status == "pending"
     assert await rows(runtime, "approval_decided") == []
+
+
+async def test_it_after_a_place_means_the_approval_decided_then(runtime: Runtime) -> None:
+    """After "approve the last one", "it" is that approval, not whichever is last when "it" is said."""
+    assert runtime.kommandant is not None
+    await say(runtime, "remember that my terminal is kitty")
+    await say(runtime, "remember that my browser is firefox")
+    first = await ask_then_leave(runtime, "forget my terminal")
+    await say(runtime, "approve the last one", **ROOT)
+    second = await ask_then_leave(runtime, "forget my browser")  # now the last one
+    await say(runtime, "reject it", **ROOT)
+    assert (await approvals(runtime).get(first.approval_id)).status == "approved"
+    assert (await approvals(runtime).get(second.approval_id)).status == "pending"
+    assert [row.data["approval"] for row in await rows(runtime, "approval_decided")] == [first.approval_id]

@@ -14,7 +14,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from agents.ingest import ingest_files
-from assistant.events import ApprovalRequired, IntentRecognized, ReplyDelta, ToolStarted
+from assistant.events import ApprovalRequired, IntentRecognized, ReplyDelta, ReplyDone, ToolStarted, Turn
 from assistant.runtime import Runtime
 from storage import Database
 from tests.knowledge.conftest import knowledge_settings, turn_reply
@@ -270,3 +270,37 @@ async def test_words_on_the_llm_path_reach_the_audit_trail_only_as_hashes(
     for secret in ("4711", "locker", "metal cupboard"):
         assert secret not in readable(trail), secret
     assert (await AuditLog(db.sessionmaker).verify()).ok
+
+
+async def _spoken(rt: Runtime, text: str) -> list[Any]:
+    assert rt.kommandant is not None
+    turn = Turn(text=text, user="ann", channel="voice", role="admin", speech_confidence=0.9)
+    return [e async for e in rt.kommandant.handle(turn)]
+
+
+async def test_a_corrected_spoken_guess_is_judged_by_the_llm_first(
+    db: Database, tmp_path: Path, fake_llm: FakeLLM
+) -> None:
+    """Heard "Show ending approvals." is corrected to approvals_list; with a model the model decides first:
+    it may choose another tool or none, and only a model with nothing to say leaves the guess standing."""
+    heard = "Show ending approvals."
+    fake_llm.script = lambda r: {"content": "I am not sure what you meant; could you say it again?"}
+    async with _runtime(db, tmp_path, fake_llm, "openai") as rt:
+        events = await _spoken(rt, heard)
+    assert not [e for e in events if isinstance(e, ToolStarted)]
+    assert "say it again" in [e for e in events if isinstance(e, ReplyDone)][-1].text
+    assert fake_llm.requests, "the model was not asked"
+
+    fake_llm.script = lambda r: {"tool": "system_status", "arguments": {}} if r.get("tools") else {}
+    async with _runtime(db, tmp_path, fake_llm, "openai") as rt:
+        events = await _spoken(rt, heard)
+    assert [(e.tool, e.source) for e in events if isinstance(e, IntentRecognized)] == [
+        ("system_status", "llm")
+    ]
+
+    unreachable = knowledge_settings(
+        db, tmp_path / "data", llm_model="ollama_chat/x", ollama_url="http://127.0.0.1:9"
+    )
+    async with Runtime(unreachable, agents=["knowledge", "memory", "system"], database=db) as rt:
+        events = await _spoken(rt, heard)  # nobody listens on port 9: the guess stands, as without a model
+    assert [e.tool for e in events if isinstance(e, ToolStarted)] == ["approvals_list"]

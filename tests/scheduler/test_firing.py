@@ -139,3 +139,16 @@ async def test_an_unapproved_scheduled_command_expires_and_is_recorded(
     assert run[0].status == "expired" and "approval was expired" in run[0].result["reply"]
     assert await rows(db, "SELECT name FROM schedules WHERE name = 'victim'")
     assert await rows(db, "SELECT seq FROM audit_log WHERE kind = 'approval_expired' AND actor = 'ann'")
+
+
+async def test_a_command_with_private_words_is_not_scheduled_and_stays_out_of_the_audit(
+    db: Database, settings: Settings
+) -> None:
+    async with Runtime(settings, agents=list(BUILTIN_AGENTS), database=db) as rt:
+        events = await say(rt, "every day at 9 remember that my bank pin is 8642")
+        assert "private" in events[-1].text  # type: ignore[attr-defined]
+        assert "8642" not in events[-1].text  # type: ignore[attr-defined]
+    assert await rows(db, "SELECT id FROM schedules") == []
+    audited = await rows(db, "SELECT kind, data::text AS data FROM audit_log")
+    assert {row.kind for row in audited} >= {"turn", "intent"}
+    assert not [row for row in audited if "8642" in row.data]
