@@ -154,7 +154,11 @@ def test_a_documents_remote_image_is_never_fetched_by_another_user(
     rita.get_by_text(document.name).first.wait_for()  # the attachment chip
     _send(rita, "please add this")
     added = rita.locator(REPLY).filter(has_text=f"Added 1 file ({document.name})").first
-    added.wait_for(timeout=EMBEDDING_MS)
+    try:
+        added.wait_for(timeout=EMBEDDING_MS)
+    except Exception as err:  # say what the page showed instead (once seen in CI: no reply in 120 s)
+        shown = rita.locator(REPLY).all_inner_texts()
+        raise AssertionError(f"no 'Added 1 file' reply; the replies were {shown!r}") from err
 
     vera = _signed_in(chromium, web_server, reader, "vera-password-1")
     _send(vera, f"search the knowledge base for boiler {suffix}")
