@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -59,7 +59,7 @@ REQUESTER_ALIVE = 10.0
 """Seconds a waiting requester's liveness mark lasts; the waiting turn renews it every quarter of that."""
 RAN_DETACHED = "approved after this request stopped waiting"
 """``ApprovalResolved.status`` when the call ran detached (its result went to the channel's topic)."""
-_ROLES: frozenset[str] = frozenset({"admin", "operator", "viewer"})
+_ROLES: frozenset[str] = frozenset(get_args(Role))
 _NO = frozenset(
     {"no", "nope", "nah", "cancel", "wrong", "no thanks", "don't", "do not", "never mind", "stop"}
 )
