@@ -1,1 +1,5 @@
-"""Slack, Notion and webhook connectors. Not built yet."""
+"""Slack, Notion and webhook connectors: front doors and tools for outside platforms."""
+
+from connectors.base import Connector, ConnectorError, Health, HealthState
+
+__all__ = ["Connector", "ConnectorError", "Health", "HealthState"]

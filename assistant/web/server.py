@@ -174,6 +174,12 @@ def create_app(settings: Settings) -> FastAPI:
     mount_mcp(app, settings, runtime)
     # --- end MCP ---
 
+    # --- control panel: /api, /api/events, /metrics, /dashboard (issue 19) ---
+    # --- end control panel ---
+
+    # --- connectors: /slack/events, /hooks/{name} (issue 20) ---
+    # --- end connectors ---
+
     from chainlit.server import app as chainlit_app
     from chainlit.server import sio
     from chainlit.utils import mount_chainlit
