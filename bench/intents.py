@@ -79,14 +79,39 @@ def bench_parse(rounds: int = ROUNDS) -> dict[str, Any]:
     baseline = _latencies(texts, bare, rounds)
     matched = sum(1 for text in texts if parse(text))
     bare_matched = sum(1 for text in texts if bare(text) is not None)
+
+    def heard(text: str) -> Any:
+        recognizer.clear_cache()
+        return recognizer.recognize_heard(text, lists=table.lists, now=table.now)
+
+    # the spoken path on commands and on chatter (where the search for a misheard command runs in full)
+    spoken = texts + _negatives()
+    for text in spoken:
+        heard(text)
     return {
         "utterances": len(texts),
         "rounds": rounds,
         "recognizer_build_ms": round(build_ms, 1),
         "recognizer": {**_summary(ours), "matched": matched},
         "baseline_bare_hassil": {**_summary(baseline), "matched": bare_matched},
+        "spoken_path": {
+            "utterances": len(spoken),
+            "recognize_heard": _summary(_latencies(spoken, heard, 1)),
+            "baseline_bare_hassil": _summary(_latencies(spoken, bare, 1)),
+        },
         "huge_inputs": _huge_inputs(parse),
     }
+
+
+def _negatives() -> list[str]:
+    """The labelled chatter of tests/intents/data (no command: the spoken path searches the hardest)."""
+    import yaml
+
+    texts: list[str] = []
+    for name in ("heard.yaml", "held_out.yaml"):
+        data = yaml.safe_load((ROOT / "tests" / "intents" / "data" / name).read_text(encoding="utf-8"))
+        texts.extend(text for group in data["negatives"].values() for text in group)
+    return texts
 
 
 HUGE_INPUTS = {

@@ -66,6 +66,15 @@ GUESSES_PER_INTENT = 3
 MAX_NAME_DISTANCE = 0.5
 """A live name is a guess only if it sounds at least this much like the heard words (per word of it)."""
 MAX_PERMUTATION_ITEMS = 4
+ARTICLES = frozenset({"a", "the", "that", "this"})
+"""Words recognisers swap for one another freely ("is a crawler running", "what does that wiki say"): one
+heard for another is no change of the sentence, and one heard where the sentence has none costs only
+``EXTRA_ARTICLE``."""
+EXTRA_ARTICLE = 0.3
+SPLIT_WORD = 0.3
+SPLIT_SOUND = 0.3
+"""A template word heard as two words ("cancel" as "can solve", "backup" as "back up") costs ``SPLIT_WORD``
+plus the distance of the two joined, and is tried only when they sound at most ``SPLIT_SOUND`` from it."""
 CLOSE_SOUND = 0.6
 """A heard word further than this from its template word is not heard as it: it explains nothing."""
 FREE_TEXT_COVERAGE = 0.5
@@ -100,6 +109,8 @@ class Nearest:
     """How much of the sentence's own words was heard, 0..1, by the same measure (free text left out)."""
     changed: int = 0
     """How many of the sentence's own words were not heard as they are (misheard or not heard at all)."""
+    dropped: int = 0
+    """How many heard words after the sentence it leaves out (recognisers pad the end of speech)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +245,8 @@ class _Search:
         self.budget = per_word * len(words)
         self.best: dict[tuple[int, int], float] = {}
         self.came_from: dict[tuple[int, int], tuple[tuple[int, int], tuple[str, ...], str]] = {}
-        """state -> (the state before it, the words it adds to the sentence, "free" | "tail" | "")"""
+        """state -> (the state before it, the words it adds to the sentence, its kind: "free", "tail",
+        "split" or "")"""
         self.queue: list[tuple[float, int, int, int]] = []
         self.counter = itertools.count()
 
@@ -277,7 +289,9 @@ class _Search:
                     self.push(cost + TRAILING_WORD * (total - at), (tail, total), state, (), kind="tail")
                 continue
             if at < total:  # a heard word the sentence has no place for
-                self.push(cost + MISS, (node, at + 1), state, ())
+                self.push(
+                    cost + (EXTRA_ARTICLE if words[at] in ARTICLES else MISS), (node, at + 1), state, ()
+                )
             for arc in self.graph._arcs[node]:
                 self._follow(arc, cost, state, words, total)
         return found  # popped cheapest first
@@ -291,7 +305,15 @@ class _Search:
         elif arc.kind == _WORD:
             self.push(cost + MISS, (arc.to, at), state, (arc.label,))  # not heard
             if at < total:
-                self.push(cost + sound_distance(arc.label, words[at]), (arc.to, at + 1), state, (arc.label,))
+                heard = words[at]
+                article = arc.label in ARTICLES and heard in ARTICLES  # word_distance, inlined: a hot loop
+                distance = 0.0 if article else sound_distance(arc.label, heard)
+                self.push(cost + distance, (arc.to, at + 1), state, (arc.label,))
+            # heard split in two ("can solve", "back up"); the same first letter, or it is too far anyway
+            if at + 1 < total and words[at][0] == arc.label[0] and not words[at].isdigit():
+                split = sound_distance(arc.label, words[at] + words[at + 1])
+                if split <= SPLIT_SOUND:
+                    self.push(cost + SPLIT_WORD + split, (arc.to, at + 2), state, (arc.label,), kind="split")
         elif arc.kind == _NUMBER:
             if at < total and words[at].isdigit():
                 self.push(cost, (arc.to, at + 1), state, (words[at],))
@@ -330,11 +352,12 @@ class _Search:
             pieces.append(said)
             free += len(said) if kind == "free" else 0
             tail += state[1] - previous[1] if kind == "tail" else 0
-            fit = self._fit(said, self.words[previous[1] : state[1]], kind)
+            heard = self.words[previous[1] : state[1]]
+            fit = self._fit(said, heard, kind)
             explained += fit[0]
             template_words += fit[1]
             template_heard += fit[2]
-            changed += kind == "" and len(said) == 1 and said != self.words[previous[1] : state[1]]
+            changed += kind in ("", "split") and len(said) == 1 and word_distance(said[0], "".join(heard)) > 0
             state = previous
         lead = state[1]  # words skipped before the sentence began
         anchors = len(self.words) - free - tail - lead
@@ -347,7 +370,7 @@ class _Search:
             return None
         coverage = explained / sum(_weight(word) for word in self.words)
         recall = template_heard / template_words if template_words else 1.0
-        return Nearest(intent, text, round(cost, 3), round(coverage, 3), round(recall, 3), changed)
+        return Nearest(intent, text, round(cost, 3), round(coverage, 3), round(recall, 3), changed, tail)
 
     @staticmethod
     def _fit(said: tuple[str, ...], heard: tuple[str, ...], kind: str) -> tuple[float, float, float]:
@@ -359,8 +382,13 @@ class _Search:
         if not heard:  # a template word that was not heard
             return 0.0, _weight(said[0]), 0.0
         if len(said) == 1 and len(heard) == 1:
-            closeness = _closeness(sound_distance(said[0], heard[0]))
+            # a content word is seldom heard as a function word: "tell me about" is no "tell me bot"
+            content_as_function = heard[0] in FUNCTION_WORDS and said[0] not in FUNCTION_WORDS
+            closeness = 0.0 if content_as_function else _closeness(word_distance(said[0], heard[0]))
             return closeness * _weight(heard[0]), _weight(said[0]), closeness * _weight(said[0])
+        if kind == "split":  # one template word heard as two
+            closeness = _closeness(sound_distance(said[0], "".join(heard)))
+            return closeness * sum(_weight(w) for w in heard), _weight(said[0]), closeness * _weight(said[0])
         # a live name: as close as it sounds, per word of it; names are content words
         closeness = _closeness(name_distance(said, heard) / len(said))
         return closeness * len(heard), len(said), closeness * len(said)
@@ -382,6 +410,13 @@ def name_distance(name: Sequence[str], heard: Sequence[str]) -> float:
     if len(name) == len(heard):
         return sum(sound_distance(a, b) for a, b in zip(name, heard, strict=True))
     return sound_distance("".join(name), "".join(heard)) * len(name)
+
+
+def word_distance(expected: str, heard: str) -> float:
+    """``sound_distance``, except that an article heard for another is no change (``ARTICLES``)."""
+    if expected != heard and expected in ARTICLES and heard in ARTICLES:
+        return 0.0
+    return sound_distance(expected, heard)
 
 
 @lru_cache(maxsize=65_536)

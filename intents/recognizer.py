@@ -20,6 +20,7 @@ from pydantic_core import to_jsonable_python
 from intents.chatter import Chat, Chatter
 from intents.models import ConversationContext, IntentMatch, LiveLists, Mention
 from intents.nearest import (
+    FUNCTION_WEIGHT,
     FUNCTION_WORDS,
     MAX_TRAILING_WORDS,
     TRAILING_WORD,
@@ -38,6 +39,7 @@ from intents.templates import (
     with_live_list_placeholders,
 )
 from tools import LIVE_KINDS, EntityKind, ToolDefinition
+from tools.builtin.approvals import POSITIONS
 from tools.catalog import Catalog
 from tools.errors import InvalidArgumentsError
 
@@ -54,6 +56,13 @@ score 0.63 and up; of the negatives, without the chatter sentences, only three p
 WORDS_PER_CHANGE = 5
 """A corrected guess may change (mishear or add) one of its own words per this many heard words, at least
 one: a guess that needs two changes in a short utterance is another sentence, not a misheard one."""
+SAID_PLACE = 0.25
+"""The same for an approval named by its place ("the last one"): short words, so a closer sound ("lost"
+is "last"; "fist" is no "last")."""
+MIN_CONTENT_WORDS = 2
+"""Content words (not ``FUNCTION_WORDS``) a corrected guess that changes heard words must have."""
+PADDING = frozenset({"thank", "thanks", "very", "much", "bye", "okay", "ok", "so", "watching", "yeah"})
+"""Words recognisers pad the end of speech with, besides function words (``_padding``)."""
 SAID_NAME = 0.35
 """A corrected match may name a bot, schedule or reminder only if the heard words sound at least this close
 to the name (distance per word of it): a name nobody said is never offered."""
@@ -161,8 +170,10 @@ class Recognizer:
 
         A guess competes with "this was no command" (chatter is never corrected): it must explain most of
         what was heard and have most of its own words heard (``MIN_COVERAGE``), change few of them
-        (``WORDS_PER_CHANGE``), and name only a bot, schedule or reminder that sounds like heard words, or
-        an approval by an id heard as said (``SAID_NAME``); "approve it" is never a correction.
+        (``WORDS_PER_CHANGE``) and rest on content words (``MIN_CONTENT_WORDS``), drop only a tail that
+        may be padding (``_padding``), and name only a bot, schedule or reminder that sounds like heard
+        words (``SAID_NAME``), or an approval by an id heard as said or a place heard nearly as said
+        (``SAID_PLACE``); "approve it" is never a correction.
         """
         lists = lists or LiveLists()
         matches = self.recognize(text, lists=lists, context=context, now=now)
@@ -175,13 +186,19 @@ class Recognizer:
         # at most a third of what was heard is padding
         most = min(MAX_TRAILING_WORDS, len(heard) // 3)
         trimmed = [
-            Nearest("", " ".join(heard[:-dropped]), TRAILING_WORD * dropped, 1 - dropped / len(heard))
+            Nearest(
+                "",
+                " ".join(heard[:-dropped]),
+                TRAILING_WORD * dropped,
+                _kept(heard, dropped),
+                dropped=dropped,
+            )
             for dropped in range(1, most + 1)
         ]
         names = {list_name: lists.names(kind) for list_name, kind in LIVE_LISTS.items()}
         nearest = self._graph().nearest(heard, names=names, avoid=" ".join(heard))
         guesses = sorted(
-            (g for g in itertools.chain(trimmed, nearest) if _explains(g, heard)), key=lambda g: g.cost
+            (g for g in itertools.chain(trimmed, nearest) if _explains(g, utterance)), key=lambda g: g.cost
         )
         # names known first; then a reminder named word for word as heard, which the tool may not know
         for lenient in (False, True):
@@ -359,12 +376,38 @@ def _unknown_names(matches: Sequence[IntentMatch], lists: LiveLists) -> bool:
     return False
 
 
-def _explains(guess: Nearest, heard: Sequence[str]) -> bool:
+def _kept(heard: Sequence[str], dropped: int) -> float:
+    """How much of what was heard is left without the last ``dropped`` words (weighed as in
+    ``Nearest.coverage``)."""
+    return round(sum(map(_weight, heard[:-dropped])) / sum(map(_weight, heard)), 3)
+
+
+def _padding(utterance: Utterance, dropped: int) -> bool:
+    """Whether the last ``dropped`` heard words may be padding: recognisers pad the end of speech after a
+    finished sentence ("… the crawler. Thank you.") or with words that say nothing ("… minutes it's"), so
+    "the schedule changed" is no "the schedule" and "how are things going at work" no status question."""
+    if not dropped:
+        return True
+    heard = utterance.words
+    tail = heard[len(heard) - dropped :]
+    return len(heard) - dropped in utterance.breaks or all(w in FUNCTION_WORDS or w in PADDING for w in tail)
+
+
+def _weight(word: str) -> float:
+    return FUNCTION_WEIGHT if word in FUNCTION_WORDS else 1.0
+
+
+def _explains(guess: Nearest, utterance: Utterance) -> bool:
     """Whether a guess explains what was heard better than "this was no command": it covers most of it,
-    most of its own words were heard, it changes few of them, and something besides function words
-    was said."""
+    most of its own words were heard, it changes few of them, something besides function words was
+    said, and a guess that changes words rests on at least two content words of its own ("remind me" is
+    no misheard "reminder", nor "what is the news" a misheard "what is the state")."""
+    heard = utterance.words
+    content = sum(word not in FUNCTION_WORDS for word in guess.text.split())
     return (
-        min(guess.coverage, guess.recall) >= MIN_COVERAGE
+        _padding(utterance, guess.dropped)
+        and (guess.changed == 0 or content >= MIN_CONTENT_WORDS)
+        and min(guess.coverage, guess.recall) >= MIN_COVERAGE
         and guess.changed <= max(1, len(heard) // WORDS_PER_CHANGE)
         and any(word not in FUNCTION_WORDS for word in heard)
     )
@@ -388,7 +431,13 @@ def _said(mention: Mention | None, heard: Sequence[str]) -> bool:
     if not name:
         return False
     if mention.kind not in LIVE_KINDS:
-        return all(word in heard for word in name) and any(ch.isdigit() for ch in mention.name)
+        if any(ch.isdigit() for ch in mention.name):  # an approval's id: heard as it is
+            return all(word in heard for word in name)
+        if mention.name not in POSITIONS:
+            return False
+        # an approval by its place ("the last one", "the second one", heard as "2"): a word heard as it
+        place = {mention.name, normalize("the " + mention.name).words[-1]}
+        return any(sound_distance(p, w) <= SAID_PLACE for p in place for w in heard)
     joined = "".join(name)
     for start in range(len(heard)):
         for end in range(start + 1, min(len(heard), start + len(name) + 1) + 1):

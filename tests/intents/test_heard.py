@@ -1,7 +1,8 @@
 """The spoken path against "not a command": the labelled set in data/heard.yaml, chatter, unsaid names.
 
 - no negative (greetings, thanks, small talk, questions, smart-home requests, declarations, weather and
-  news, jokes, recogniser noise) becomes a tool call typed, and at most 2 % spoken;
+  news, jokes, recogniser noise; and in data/held_out.yaml, a set kept apart from the calibration, also
+  filler, half sentences and misheard fragments) becomes a tool call typed, and at most 2 % spoken;
 - every misheard command of the set still reaches its tool, and every command of the intent table gives
   the same tool spoken as typed;
 - greetings, thanks and small talk are recognised as chatter (a friendly reply, never a tool).
@@ -23,9 +24,13 @@ from tests.intents.table import Table
 from tools import Catalog
 
 DATA = yaml.safe_load((Path(__file__).parent / "data" / "heard.yaml").read_text(encoding="utf-8"))
+HELD_OUT = yaml.safe_load((Path(__file__).parent / "data" / "held_out.yaml").read_text(encoding="utf-8"))
 NOW = datetime.fromisoformat(DATA["now"])
 LISTS = LiveLists(**DATA["lists"])
 NEGATIVES = [(kind, text) for kind, texts in DATA["negatives"].items() for text in texts]
+HELD_OUT_NEGATIVES = [(kind, text) for kind, texts in HELD_OUT["negatives"].items() for text in texts]
+"""Written apart from heard.yaml and measured before any change it led to (see docs/voice.md)."""
+SETS = {"heard": NEGATIVES, "held_out": HELD_OUT_NEGATIVES}
 MAX_SPOKEN_SHARE = 0.02
 
 
@@ -39,21 +44,30 @@ def calls(recognizer: Recognizer, text: str, *, spoken: bool) -> list[tuple[str,
     return [(m.tool, m.arguments) for m in recognize(text, lists=LISTS, now=NOW)]
 
 
-def test_the_set_has_enough_negatives_of_every_kind() -> None:
+def test_the_sets_have_enough_negatives_of_every_kind() -> None:
     assert len(NEGATIVES) >= 150
     kinds = {kind for kind, _ in NEGATIVES}
     assert {"greeting", "thanks", "small_talk", "question", "smart_home", "declaration"} <= kinds
     assert {"weather_news", "joke"} <= kinds
+    assert len(HELD_OUT_NEGATIVES) >= 60
+    assert {"filler", "half_sentence", "misheard_fragment"} <= {kind for kind, _ in HELD_OUT_NEGATIVES}
+    assert not {text for _, text in NEGATIVES} & {text for _, text in HELD_OUT_NEGATIVES}
 
 
-def test_no_negative_becomes_a_tool_call_typed(heard_recognizer: Recognizer) -> None:
-    acted = [(text, found) for _, text in NEGATIVES if (found := calls(heard_recognizer, text, spoken=False))]
+@pytest.mark.parametrize("name", SETS)
+def test_no_negative_becomes_a_tool_call_typed(heard_recognizer: Recognizer, name: str) -> None:
+    negatives = SETS[name]
+    acted = [(text, found) for _, text in negatives if (found := calls(heard_recognizer, text, spoken=False))]
     assert acted == []
 
 
-def test_at_most_two_percent_of_negatives_become_a_tool_call_spoken(heard_recognizer: Recognizer) -> None:
-    acted = [(text, found) for _, text in NEGATIVES if (found := calls(heard_recognizer, text, spoken=True))]
-    assert len(acted) <= MAX_SPOKEN_SHARE * len(NEGATIVES), acted
+@pytest.mark.parametrize("name", SETS)
+def test_at_most_two_percent_of_negatives_become_a_tool_call_spoken(
+    heard_recognizer: Recognizer, name: str
+) -> None:
+    negatives = SETS[name]
+    acted = [(text, found) for _, text in negatives if (found := calls(heard_recognizer, text, spoken=True))]
+    assert len(acted) <= MAX_SPOKEN_SHARE * len(negatives), acted
 
 
 @pytest.mark.parametrize("case", DATA["misheard"], ids=[case["heard"] for case in DATA["misheard"]])

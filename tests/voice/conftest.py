@@ -75,6 +75,7 @@ class Clip:
 
 def _package_dir(module: str) -> Path:
     imported = __import__(module)
+    assert imported.__file__ is not None, f"{module} is a namespace package"
     return Path(imported.__file__).parent
 
 

@@ -138,3 +138,38 @@ async def test_noise_and_silence_get_a_clear_reply(runtime: Runtime) -> None:
         events = [e async for e in voice.handle_audio(samples, user="local", role="admin", channel="voice")]
         assert not any(isinstance(e, IntentRecognized) for e in events)
         assert isinstance(events[-1], ReplyDone) and "didn't hear anything" in events[-1].text
+
+
+async def test_a_corrected_approval_decision_names_the_request_it_decides(runtime: Runtime) -> None:
+    """Spoken "approve the lost one" is corrected to "approve the last one": a guess that decides an
+    approval is read back with the request it would decide, and runs only on "yes"; a place nobody said
+    ("the fist one" is neither first nor last) is never offered."""
+    from tests.core.test_approvals_live import approvals, ask_then_leave, say
+
+    kommandant = runtime.kommandant
+    assert kommandant is not None
+    await say(runtime, "remember that my pager is less")
+    await say(runtime, "remember that my shell is fish")
+    older = await ask_then_leave(runtime, "forget my pager")
+    newer = await ask_then_leave(runtime, "forget my shell")
+
+    async def spoken(text: str) -> list[Any]:
+        turn = Turn(text=text, thread="t", user="root", channel="voice", role="admin", speech_confidence=0.9)
+        return [e async for e in kommandant.handle(turn)]
+
+    asked = await spoken("Approve the lost one.")
+    [recognized] = [e for e in asked if isinstance(e, IntentRecognized)]
+    assert (recognized.tool, recognized.source) == ("approvals_decide", "corrected")
+    assert not any(type(e).__name__ == "ToolStarted" for e in asked)
+    question = asked[-1].text
+    assert question.startswith("Did you mean: approve the request of otto to run memory_forget"), question
+    assert newer.approval_id[:8] in question and older.approval_id[:8] not in question
+
+    ran = await spoken("yes")
+    assert [e.tool for e in ran if type(e).__name__ == "ToolStarted"] == ["approvals_decide"]
+    assert (await approvals(runtime).get(newer.approval_id)).status == "approved"
+    assert (await approvals(runtime).get(older.approval_id)).status == "pending"
+
+    unsaid = await spoken("Reject the fist one.")
+    assert not any(isinstance(e, IntentRecognized) for e in unsaid)
+    assert (await approvals(runtime).get(older.approval_id)).status == "pending"
