@@ -14,9 +14,11 @@ from storage.listing import memory_facts
 from storage.memory import MemoryRepository
 from storage.records import MemoryRecord
 from tools.builtin import memory
+from tools.builtin.base import second_person
 from tools.builtin.memory import (
     ForgetInput,
     ForgetResult,
+    MemoryDescribeInput,
     MemoryFact,
     MemoryList,
     MemoryListInput,
@@ -26,6 +28,7 @@ from tools.builtin.memory import (
     RememberInput,
     RememberResult,
 )
+from tools.builtin.system import CallDescription
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,7 @@ class MemoryAgent(Agent):
         self.register(memory.RECALL, self.recall)
         self.register(memory.FORGET, self.forget)
         self.register(memory.LIST, self.remembered_facts)
+        self.register(memory.DESCRIBE, self.describe)
 
     async def _vector(self, text: str) -> list[float] | None:
         """The text's embedding, or None when the model is unavailable: the fact is still kept, and
@@ -153,3 +157,28 @@ class MemoryAgent(Agent):
                 for f in facts
             ]
         )
+
+    async def describe(self, args: MemoryDescribeInput, ctx: CallContext) -> CallDescription:
+        """What a forget would delete: the caller's own facts its words match now (the forget's own
+        matching), never anyone else's. Other calls keep the card's generic words."""
+        if args.tool != memory.FORGET.name:
+            return CallDescription(text="")
+        query = memory.FORGET.validate_arguments(args.arguments)
+        assert isinstance(query, ForgetInput)
+        gone = await self.memories.would_forget(
+            user_id=ctx.user, query=query.query, subject=subject_of_query(query.query)
+        )
+        return CallDescription(text=forget_words(query.query, [record.content for record in gone]))
+
+
+SHOWN = 3
+"""How many facts an approval card names; the rest are counted."""
+
+
+def forget_words(query: str, facts: list[str]) -> str:
+    """ "delete the memory 'your editor is neovim'"; up to ``SHOWN`` facts, then "and N more"."""
+    if not facts:
+        return f"delete nothing: no remembered fact matches '{query}'"
+    named = ", ".join(f"'{second_person(fact).rstrip('.')}'" for fact in facts[:SHOWN])
+    more = f" and {len(facts) - SHOWN} more" if len(facts) > SHOWN else ""
+    return f"delete the memor{'y' if len(facts) == 1 else 'ies'} {named}{more}"

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from agents.base import Agent, CallContext
 from agents.errors import AgentError
 from agents.services import Services
+from storage.errors import NotFoundError
 from storage.schedules import ScheduledRunRecord, ScheduleRecord, ScheduleRepository
 from tools.builtin import schedules
+from tools.builtin.base import when_text
 from tools.builtin.schedules import (
     Recurrence,
     ScheduleChanged,
@@ -32,6 +35,7 @@ from tools.builtin.schedules import (
     SchedulesCreateInput,
     SchedulesListInput,
 )
+from tools.builtin.system import CallDescription, DescribeInput
 
 CHANGED = "schedules.changed"
 """Topic published when a schedule may be due sooner than before (created, enabled, run by hand)."""
@@ -106,6 +110,7 @@ class SchedulerAgent(Agent):
         self.register(schedules.ENABLE, self.enable)
         self.register(schedules.DISABLE, self.disable)
         self.register(schedules.HISTORY, self.history)
+        self.register(schedules.DESCRIBE, self.describe)
 
     def _owner(self, ctx: CallContext) -> str | None:
         """Whose schedules a caller sees and changes: their own; an admin's, everyone's."""
@@ -174,5 +179,29 @@ class SchedulerAgent(Agent):
         runs = await self.schedules.history(args.name, self._owner(ctx), args.limit)
         return ScheduleHistory(name=record.name, runs=[run_info(r) for r in runs])
 
+    async def describe(self, args: DescribeInput, ctx: CallContext) -> CallDescription:
+        """What a delete would remove, as the caller sees the schedule (their own; an admin's, any):
+        "delete the schedule 'nightly' (every day at 3:00, runs 'run the crawler'; next run ...)"."""
+        if args.tool != schedules.DELETE.name:
+            return CallDescription(text="")
+        named = schedules.DELETE.validate_arguments(args.arguments)
+        assert isinstance(named, ScheduleNameInput)
+        try:
+            record = await self.schedules.get(named.name, self._owner(ctx))
+        except NotFoundError:  # the delete would fail the same way, for the same caller
+            return CallDescription(text=f"delete the schedule '{named.name}', which does not exist")
+        return CallDescription(text=delete_words(schedule_info(record)))
+
     async def _changed(self, record: ScheduleRecord) -> None:
         await self.services.bus.publish(CHANGED, {"name": record.name})
+
+
+def delete_words(schedule: ScheduleInfo) -> str:
+    """A delete in words for an approval card: when the schedule runs, what, and when next."""
+    details = f"{schedule.when.describe()}, runs '{schedule.target}'"
+    if schedule.next_run_at is not None and schedule.enabled:
+        moment = schedule.next_run_at.astimezone(ZoneInfo(schedule.timezone))
+        details += f"; next run {when_text(moment)} {schedule.timezone}"
+    elif not schedule.enabled:
+        details += "; paused"
+    return f"delete the schedule '{schedule.name}' ({details})"

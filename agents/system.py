@@ -1,8 +1,10 @@
-"""The system agent: agent status from heartbeats, the recent audit trail, approvals, and listings a
-front door shows (the caller's remembered facts)."""
+"""The system agent: agent status from heartbeats, the recent audit trail, approvals, help (what the
+caller may say, from the catalog and its sentence templates), and listings a front door shows."""
 
 from __future__ import annotations
 
+import functools
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +14,7 @@ from storage.approvals import ApprovalRepository
 from storage.errors import NotFoundError
 from storage.records import AgentRecord, ApprovalRecord
 from storage.registry import AgentRegistry
+from tools import Catalog, Risk, ToolDefinition
 from tools.builtin import approvals as approval_tools
 from tools.builtin import system as system_tools
 from tools.builtin.approvals import (
@@ -27,6 +30,10 @@ from tools.builtin.system import (
     AuditLog,
     AuditRecentInput,
     AuditRow,
+    HelpAgent,
+    HelpCommand,
+    HelpInput,
+    HelpResult,
     SystemStatus,
     SystemStatusInput,
 )
@@ -76,6 +83,7 @@ class SystemAgent(Agent):
         self.approvals = ApprovalRepository(services.database.sessionmaker)
         self.register(system_tools.STATUS, self.status)
         self.register(system_tools.AUDIT_RECENT, self.recent_audit)
+        self.register(system_tools.HELP, self.help)
         self.register(approval_tools.LIST, self.pending_approvals)
         self.register(approval_tools.DECIDE, self.decide_approval)
 
@@ -100,6 +108,10 @@ class SystemAgent(Agent):
             for e in reversed(entries)
         ]
         return AuditLog(rows=rows)
+
+    async def help(self, args: HelpInput, ctx: CallContext) -> HelpResult:
+        """Every command the caller may run, grouped by agent, each with its first example sentence."""
+        return help_for(self.services.catalog, ctx.role, template_examples())
 
     async def pending_approvals(self, args: ApprovalsListInput, ctx: CallContext) -> ApprovalList:
         """Admins (who decide approvals) see every pending one; anyone else only the ones they asked for,
@@ -144,8 +156,49 @@ class SystemAgent(Agent):
                 "requester_waiting": record.requester_waiting,
             },
         )
-        await self.services.bus.publish(APPROVALS_DECIDED, {"id": str(record.id), "status": record.status})
+        await self.services.bus.publish(
+            APPROVALS_DECIDED, {"id": str(record.id), "status": record.status, "by": ctx.user}
+        )
         return ApprovalDecision(approval=approval_info(record))
+
+
+_PLACEHOLDER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}")
+"""An example naming a made-up id (an upload's): nobody types it, the web chat does it for them."""
+
+
+@functools.cache
+def template_examples() -> dict[str, list[str]]:
+    """Example sentences per tool from the built-in sentence templates (read once: they ship with the
+    code), so a new tool with templates appears in help by itself."""
+    from intents.templates import examples_of, load_templates
+
+    return examples_of(load_templates())
+
+
+def may_run(tool: ToolDefinition, role: str) -> bool:
+    """Whether ``role`` may run ``tool`` at all (the rule of ``assistant.policy``, which agents may not
+    import): a viewer reads only, deciding approvals is an admin's; dangerous tools count, they wait for
+    an approval."""
+    if role == "viewer" and tool.risk is not Risk.READ:
+        return False
+    return not (tool.decides_approvals and role != "admin")
+
+
+def help_for(catalog: Catalog, role: str, examples: dict[str, list[str]]) -> HelpResult:
+    """The commands ``role`` may run, by agent in alphabetical order, tools in catalog order; a tool with
+    no example sentence (an internal one) is left out, since nobody could say it."""
+    agents = []
+    for agent in catalog.agents():
+        commands = []
+        for tool in catalog.by_agent(agent):
+            said = [e for e in examples.get(tool.name, []) if not _PLACEHOLDER_ID.search(e)]
+            if said and may_run(tool, role):
+                commands.append(
+                    HelpCommand(tool=tool.name, example=said[0], description=tool.description, risk=tool.risk)
+                )
+        if commands:
+            agents.append(HelpAgent(agent=agent, commands=commands))
+    return HelpResult(role=role, agents=agents)
 
 
 def _audit_summary(kind: str, tool: str | None, data: dict[str, Any]) -> str:

@@ -25,6 +25,14 @@ def _live(user_id: str, kind: str = "semantic") -> list:
     ]
 
 
+async def _forgettable(
+    session: AsyncSession, *, user_id: str, query: str, subject: str | None
+) -> list[MemoryRecord]:
+    """The live facts matching ``query`` well enough to forget: at least half as well as the best."""
+    found = await _ranked(session, user_id=user_id, query=query, subject=subject, limit=50)
+    return [record for record, score in found if score >= found[0][1] * 0.5] if found else []
+
+
 class MemoryRepository:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
@@ -99,13 +107,19 @@ class MemoryRepository:
     async def forget(self, *, user_id: str, query: str, subject: str | None = None) -> list[MemoryRecord]:
         """Delete the live facts that match ``query`` well (and their superseded history); return them."""
         async with self._sessionmaker() as session, session.begin():
-            found = await _ranked(session, user_id=user_id, query=query, subject=subject, limit=50)
-            strong = [record for record, score in found if score >= found[0][1] * 0.5] if found else []
+            strong = await _forgettable(session, user_id=user_id, query=query, subject=subject)
             ids = [r.id for r in strong]
             if ids:
                 await session.execute(delete(Memory).where(Memory.superseded_by.in_(ids)))
                 await session.execute(delete(Memory).where(Memory.id.in_(ids)))
         return strong
+
+    async def would_forget(
+        self, *, user_id: str, query: str, subject: str | None = None
+    ) -> list[MemoryRecord]:
+        """The live facts ``forget`` with these words would delete now, deleting nothing (for an approval)."""
+        async with self._sessionmaker() as session:
+            return await _forgettable(session, user_id=user_id, query=query, subject=subject)
 
     async def history(self, *, user_id: str, subject: str) -> list[MemoryRecord]:
         """Every fact ever stored about a subject, oldest first, superseded ones included."""

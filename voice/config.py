@@ -30,6 +30,9 @@ class VoiceConfig:
     vad_threshold: float = 0.5
     bias: bool = True
     max_seconds: float = 60.0
+    partial_every: float = 1.0
+    """Seconds of new audio between two Whisper drafts of the words so far, shown live where no streaming
+    (Vosk) recogniser runs; 0 turns the drafts off. A draft also waits half as long as the last one took."""
     tts: Literal["piper", "espeak", "off"] = "piper"
     piper_voice: Path | None = None
     models_dir: Path | None = None

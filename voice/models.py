@@ -16,7 +16,14 @@ from embeddings.cache import MODELS
 from voice.config import VoiceConfig
 from voice.errors import ModelNotFoundError
 
-__all__ = ["piper_voice", "piper_voice_path", "vosk_model", "whisper_model", "whisper_source"]
+__all__ = [
+    "piper_voice",
+    "piper_voice_path",
+    "speech_missing",
+    "vosk_model",
+    "whisper_model",
+    "whisper_source",
+]
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +204,30 @@ def find_models(config: VoiceConfig) -> list[dict[str, Any]]:
         {"kind": "espeak-ng", "name": "espeak-ng", "found": bool(espeak), "detail": espeak or "not installed"}
     )
     return rows
+
+
+def speech_missing(config: VoiceConfig) -> str | None:
+    """Why speech input cannot start with these settings (one sentence saying how to enable it), or
+    None when the models it needs are on this machine. Quick: nothing is loaded or downloaded."""
+    if config.stt in ("vosk", "vosk+whisper"):
+        folder = config.vosk_model
+        if folder is None or not Path(folder).is_dir():
+            try:
+                vosk_model(config)
+            except ModelNotFoundError as err:
+                return str(err)
+        if config.stt == "vosk":
+            return None
+    try:
+        found = _local_whisper(config)
+    except ModelNotFoundError as err:
+        return str(err)
+    if found is None:
+        return (
+            f"Speech input needs the Whisper model {config.whisper_model}, which is not on this machine: run "
+            "`kommandant models --fetch` (needs internet) or set KOMMANDANT_WHISPER_MODEL to a model folder."
+        )
+    return None
 
 
 def _local_whisper(config: VoiceConfig) -> str | None:

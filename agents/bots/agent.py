@@ -37,7 +37,7 @@ from agents.services import Services
 from agents.worker import AgentWorker
 from bus import BusError, Serving, ToolCall, ToolResult
 from storage.bots import LIVE, BotConfig, BotRecord, BotRegistry, BotRunRecord, RunChange, check_bot_name
-from storage.errors import StorageError
+from storage.errors import NotFoundError, StorageError
 from tools import ToolDefinition
 from tools.builtin import bots
 from tools.builtin.bots import (
@@ -50,7 +50,9 @@ from tools.builtin.bots import (
     BotsListInput,
     BotStatusInput,
     BotStatusResult,
+    duration_text,
 )
+from tools.builtin.system import CallDescription, DescribeInput
 
 log = logging.getLogger(__name__)
 Output = TypeVar("Output", bound=BaseModel)
@@ -150,6 +152,16 @@ def bot_info(record: BotRecord, snapshot: Snapshot | None = None) -> BotInfo:
     )
 
 
+def stop_words(bot: BotInfo) -> str:
+    """A stop in words for an approval card: which process ends, or that none runs."""
+    if bot.status not in LIVE:
+        return f"stop the bot {bot.name}, which is not running ({bot.status}): nothing would end"
+    details = [f"pid {bot.pid}"] if bot.pid else []
+    if bot.uptime is not None:
+        details.append(f"running {duration_text(bot.uptime)}")
+    return f"stop the bot {bot.name}" + (f" ({', '.join(details)})" if details else "")
+
+
 class BotsAgent(Agent):
     name = bots.AGENT
     description = "Runs registered bots as supervised processes with limits, restarts and logs."
@@ -172,6 +184,7 @@ class BotsAgent(Agent):
         self.register(bots.RESTART, self.restart_bot)
         self.register(bots.STATUS, self.status)
         self.register(bots.LOGS, self.logs)
+        self.register(bots.DESCRIBE, self.describe)
 
     # --- lifecycle ---
 
@@ -296,6 +309,19 @@ class BotsAgent(Agent):
         lines, truncated = await asyncio.to_thread(self.supervisor.logs, found.name, args.lines)
         secrets = sorted(found.config.secret_values, key=len, reverse=True)
         return BotLogs(name=found.name, lines=[mask(line, secrets) for line in lines], truncated=truncated)
+
+    async def describe(self, args: DescribeInput, ctx: CallContext) -> CallDescription:
+        """What a stop would do, from the bot's status as the status tool reads it (forwarded to the
+        executor the bot is pinned to): "stop the bot crawler (pid 1234, running 3 h)"."""
+        if args.tool != bots.STOP.name:
+            return CallDescription(text="")
+        named = bots.STOP.validate_arguments(args.arguments)
+        assert isinstance(named, BotNameInput)
+        try:
+            status = await self.status(BotStatusInput(name=named.name), ctx)
+        except NotFoundError:  # the stop would fail the same way
+            return CallDescription(text=f"stop the bot {named.name} (no bot of that name is registered)")
+        return CallDescription(text=stop_words(status.bots[0]))
 
     # --- helpers ---
 

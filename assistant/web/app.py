@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from typing import Any
 
 import chainlit as cl
@@ -28,7 +29,10 @@ from assistant.web.render import (
     IDENTITY_KEY,
     LLM_KEY,
     SPEAK_KEY,
+    SUGGEST_ACTION,
+    TIMEZONE_KEY,
     deliver_bot_states,
+    deliver_decisions,
     deliver_reminders,
     end_waiting_turns,
     render_turn,
@@ -46,14 +50,17 @@ from tools.builtin.system import SystemStatus
 LLM_OFF = "off (templates only)"
 STATUS_COMMAND = "Status"
 APPROVALS_COMMAND = "Approvals"
-STARTERS = [
-    ("Remember something", "remember that my editor is neovim"),
-    ("Ask it back", "what is my editor"),
-    ("Set a reminder", "remind me to stretch in 10 minutes"),
-    ("Agent status", "what's the status"),
-    ("Audit trail", "show the last 10 audit entries"),
-    ("Pending approvals", "show pending approvals"),
-]
+MAX_STARTERS = 6
+PAGE_MESSAGE = "kommandant.page"
+"""``kind`` of the window messages this server sends to ``public/kommandant.js`` (thread address, notice,
+whether an LLM is on); the page's own messages back carry ``CHAT_MESSAGE``."""
+CHAT_MESSAGE = "kommandant.chat"
+NAMED_KEY = "thread_named"
+"""User-session key set once the thread has its first message (and so its name)."""
+AUTO_LOGIN_NOTICE = (
+    "Signed in automatically as the local admin: no web account exists yet. "
+    "`kommandant users add NAME --role admin` turns on passwords."
+)
 NOT_ALLOWED = (
     "You are signed in as {user}, but that account no longer exists or a password is now required. "
     "Log out (top right) and sign in again."
@@ -110,7 +117,34 @@ async def logout(request: Request, response: Response) -> dict[str, bool]:
 
 @cl.set_starters
 async def starters(user: cl.User | None = None, language: str | None = None) -> list[cl.Starter]:
-    return [cl.Starter(label=label, message=message) for label, message in STARTERS]
+    """Commands from the catalog that this person may run at once (no dangerous one), one per agent in a
+    fixed order of interest, so a first visit shows what to type: the label says what it does, a click
+    sends its example sentence."""
+    name = getattr(user, "identifier", None) or LOCAL_USER
+    role = await web_auth().current_role(name) or "viewer"
+    return [cl.Starter(label=label, message=example) for label, example in starter_examples(role)]
+
+
+def starter_examples(role: str) -> list[tuple[str, str]]:
+    """(label, example sentence): one safe command per agent (memory, reminders, knowledge and system
+    first), then help."""
+    from agents.system import help_for, template_examples
+    from tools.builtin.system import HELP
+
+    listed = help_for(kommandant().services.catalog, role, template_examples())
+    first = {"memory": 0, "reminders": 1, "knowledge": 2, "system": 3}
+    chosen = []
+    for agent in sorted(listed.agents, key=lambda a: (first.get(a.agent, 9), a.agent)):
+        safe = [c for c in agent.commands if c.risk != "dangerous" and c.tool != HELP.name]
+        if safe:
+            chosen.append((_label(safe[0].description), safe[0].example))
+    return [*chosen[: MAX_STARTERS - 1], ("Help: what can I say?", "what can I say?")]
+
+
+def _label(description: str) -> str:
+    """A starter's label: the first clause of the tool's description, short."""
+    clause = re.split(r"[(:;.]", description, maxsplit=1)[0].strip().rstrip(",")
+    return clause if len(clause) <= 40 else clause[:39].rsplit(" ", 1)[0] + "…"
 
 
 @cl.on_chat_start
@@ -118,18 +152,17 @@ async def on_chat_start() -> None:
     identity = await _open_session()
     if identity is None:
         return
-    if identity.provider == "auto":
-        await cl.Message(
-            content=(
-                "You are signed in automatically as the **local admin**: no web account exists yet. "
-                "Create one with `kommandant users add NAME --role admin` and the chat asks for a password."
-            )
-        ).send()
+    # A banner on the page, not a message: a message would hide the starters of an empty chat.
+    notice = AUTO_LOGIN_NOTICE if identity.provider == "auto" else ""
+    await cl.send_window_message(
+        {"kind": PAGE_MESSAGE, "notice": notice, "llm": bool(runtime().settings.llm_model)}
+    )
     await _show_pending(identity)
 
 
 @cl.on_chat_resume
 async def on_chat_resume(thread: ThreadDict) -> None:
+    cl.user_session.set(NAMED_KEY, True)  # a resumed thread has its name
     await _open_session()
 
 
@@ -182,6 +215,9 @@ async def _open_session() -> Identity | None:
         cl.user_session.set("approval_results", results)
     if cl.user_session.get("bot_states") is None:
         cl.user_session.set("bot_states", asyncio.create_task(deliver_bot_states(runtime(), identity.user)))
+    if cl.user_session.get("decisions") is None:
+        cl.user_session.set("decisions", asyncio.create_task(deliver_decisions(runtime())))
+    await microphone.announce_voice()  # the page learns whether speech input works here
     return identity
 
 
@@ -230,7 +266,7 @@ async def on_settings_update(values: dict[str, Any]) -> None:
 @cl.on_chat_end
 async def on_chat_end() -> None:
     await end_waiting_turns()  # their approvals now count as ones whose requester left
-    for key in ("reminders", "approval_results", "bot_states"):
+    for key in ("reminders", "approval_results", "bot_states", "decisions"):
         task = cl.user_session.get(key)
         if task is not None:
             task.cancel()
@@ -244,14 +280,16 @@ async def on_message(message: cl.Message) -> None:
     if identity is None:
         return
     cl.user_session.set(IDENTITY_KEY, identity)
-    if message.command == STATUS_COMMAND:
-        await _show_status(identity)
-        return
-    if message.command == APPROVALS_COMMAND:
-        if not await _show_pending(identity):
-            await cl.Message(content="No approvals are waiting.").send()
+    first = cl.user_session.get(NAMED_KEY) is None  # this thread's first message (Chainlit names it)
+    cl.user_session.set(NAMED_KEY, True)
+    if message.command in (STATUS_COMMAND, APPROVALS_COMMAND):  # typed as a command, not clicked
+        if first:
+            await _name_thread(message.command)
+        await _run_panel_command(identity, message.command)
         return
     files = uploaded_files(message)
+    if first and files and not (message.content or "").strip():
+        await _name_thread("Upload: " + ", ".join(getattr(f, "name", "file") for f in files))
     if files:
         settings = runtime().settings
         await ingest_uploads(
@@ -262,7 +300,56 @@ async def on_message(message: cl.Message) -> None:
             max_bytes=settings.ingest_max_file_bytes,
         )
         if not (message.content or "").strip():
+            await _show_thread_address()
             return
+    await render_turn(runtime(), message)
+    await _show_thread_address()
+
+
+async def _show_thread_address() -> None:
+    """The page puts this thread in its address (``/chat/thread/<id>``), so a reload or a link opens it."""
+    await cl.send_window_message({"kind": PAGE_MESSAGE, "thread": cl.context.session.thread_id})
+
+
+async def _name_thread(name: str) -> None:
+    """Name a thread whose first message has no words (an upload, a command) after what it did."""
+    await chat_history().update_thread(cl.context.session.thread_id, name=name[:200])
+
+
+async def _run_panel_command(identity: Identity, command: str) -> None:
+    """Status in the side panel, or the approvals waiting, each read through its tool."""
+    if command == STATUS_COMMAND:
+        await _show_status(identity)
+    elif not await _show_pending(identity):
+        await cl.Message(content="No approvals are waiting.").send()
+
+
+@cl.on_window_message
+async def on_window_message(data: Any) -> None:
+    """What ``public/kommandant.js`` reports: a Status or Approvals click (run at once, no message in the
+    thread, so no empty thread), and the browser's time zone (for times on approval cards and tables)."""
+    if not isinstance(data, dict) or data.get("kind") != CHAT_MESSAGE:
+        return  # our own page messages come back here too (the page forwards every window message)
+    if isinstance(data.get("timezone"), str):
+        cl.user_session.set(TIMEZONE_KEY, data["timezone"][:64])
+    command = data.get("command")
+    if command in (STATUS_COMMAND, APPROVALS_COMMAND):
+        identity = await _current_identity()
+        if identity is not None:
+            cl.user_session.set(IDENTITY_KEY, identity)
+            await _run_panel_command(identity, str(command))
+
+
+@cl.action_callback(SUGGEST_ACTION)
+async def on_suggestion(action: cl.Action) -> None:
+    """A suggestion chip of a no-match reply: its sentence is sent as the person's own message."""
+    identity = await _current_identity()
+    text = str(action.payload.get("text", ""))[:500]
+    if identity is None or not text:
+        return
+    cl.user_session.set(IDENTITY_KEY, identity)
+    message = cl.Message(content=text, author=identity.user, type="user_message")
+    await message.send()
     await render_turn(runtime(), message)
 
 
@@ -283,7 +370,7 @@ async def _show_pending(identity: Identity) -> int:
     except ToolReadError as err:
         await cl.Message(content=str(err)).send()
         return 0
-    return await show_pending_approvals(listed.approvals)
+    return await show_pending_approvals(runtime(), listed.approvals, identity)
 
 
 async def _show_status(identity: Identity) -> None:
@@ -328,4 +415,4 @@ async def on_decide(action: cl.Action) -> None:
     await cl.Message(content=f"{verdict} by **{identity.user}**: {done.text}").send()
 
 
-from assistant.web import microphone  # noqa: E402,F401  (registers the audio hooks)
+from assistant.web import microphone  # noqa: E402  (registers the audio hooks; announce_voice)

@@ -102,11 +102,11 @@ class KommandantDataLayer(SQLAlchemyDataLayer):
 
     @queue_until_user_message()
     async def create_step(self, step_dict: Any) -> None:
-        await self._later(_CREATE_STEP, step_dict)
+        await self._later(_CREATE_STEP, _as_shown(step_dict))
 
     @queue_until_user_message()
     async def update_step(self, step_dict: Any) -> None:
-        await self._later(_CREATE_STEP, step_dict)  # Chainlit's update is an upsert too
+        await self._later(_CREATE_STEP, _as_shown(step_dict))  # Chainlit's update is an upsert too
 
     @queue_until_user_message()
     async def delete_step(self, step_id: str) -> None:
@@ -172,6 +172,16 @@ class KommandantDataLayer(SQLAlchemyDataLayer):
     async def close(self) -> None:
         """The runtime owns the engine and disposes it; only pending writes are finished here."""
         await self.flush()
+
+
+def _as_shown(step_dict: Any) -> Any:
+    """The step as the page showed it. Chainlit's upsert skips ``None`` values, so a tool step that began
+    as JSON (its arguments) and ended as Markdown (its result, ``language=None``) would keep "json" and
+    come back from history as a code block with literal ``**``: "" is saved instead (no language, which
+    the page renders as Markdown)."""
+    if isinstance(step_dict, dict) and "language" in step_dict and step_dict["language"] is None:
+        return {**step_dict, "language": ""}
+    return step_dict
 
 
 def _is_uuid(value: str) -> bool:

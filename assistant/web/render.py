@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import chainlit as cl
 
@@ -49,6 +51,15 @@ SPEAK_KEY = "speak_replies"
 LLM_KEY = "llm_model"
 """User-session key of the LLM picked in the chat settings; it goes into ``Turn.llm_model``."""
 APPROVE_ACTION = "decide_approval"
+SUGGEST_ACTION = "suggested_command"
+"""Action of a no-match reply's suggestion chip: its payload's ``text`` is sent as the person's message."""
+TIMEZONE_KEY = "timezone"
+"""User-session key of the person's time zone as their browser reports it (``public/kommandant.js``)."""
+CARDS_KEY = "approval_cards"
+"""User-session key: approval id -> the messages in this tab showing it with Approve / Reject."""
+TRY_LEAD = " Try: "
+"""Where a no-match reply starts naming its suggestions (``Kommandant._no_match``): the web chat shows them
+as chips instead, so they are not said twice."""
 WAITING_KEY = "waiting_turns"
 """User-session key of the turns waiting for an approval in the background (``_render``)."""
 
@@ -76,6 +87,7 @@ class _TurnView:
     streamed_text: str = ""  # the reply so far as the turn gave it; shown through without_remote_images
     waiting: bool = False
     tables: list[str] = field(default_factory=list)  # results drawn as tables, shown under the reply
+    passages: list[cl.Text] = field(default_factory=list)  # knowledge hits, as source chips on the reply
 
 
 async def render_turn(runtime: Any, message: cl.Message) -> str:
@@ -143,6 +155,9 @@ async def _show(runtime: Any, view: _TurnView, event: Event, identity: Identity)
     if isinstance(event, IntentRecognized):
         view.intents[event.tool] = event
     elif isinstance(event, ToolStarted):
+        if view.reply is not None:  # a second command of the sentence: its reply goes after this step
+            await view.reply.remove()
+            view.reply = None
         # Nested in the turn's run step, like the reply message: Chainlit lists a run's children in the
         # order they were created, so the tool steps show above the reply (made at the first token).
         # A step without a parent would be a top-level item shown after the whole run, under the reply.
@@ -159,12 +174,14 @@ async def _show(runtime: Any, view: _TurnView, event: Event, identity: Identity)
         view.steps[event.call_id] = step
         await step.send()
     elif isinstance(event, ToolFinished):
-        await _finish_step(view, event)
-        table = runtime.services.catalog.get(event.tool).result_table(event.structured) if event.ok else None
-        if table is not None:
-            view.tables.append(table.markdown())
+        listing = _listing(runtime, event) if event.ok else ""
+        passages = passage_elements(event.structured) if event.ok else []
+        await _finish_step(view, event, listing, passages)
+        if listing:
+            view.tables.append(listing)
+        view.passages.extend(passages)
     elif isinstance(event, ApprovalRequired):
-        await _show_approval(event, identity)
+        await _show_approval(runtime, event, identity)
     elif isinstance(event, ApprovalResolved):
         await cl.Message(content=f"Approval of **{event.tool}**: {event.status}.").send()
     elif isinstance(event, ReplyDelta):
@@ -179,7 +196,19 @@ async def _show(runtime: Any, view: _TurnView, event: Event, identity: Identity)
         log.info("turn reported a failure: %s", event.message)  # the reply carries the sentence
 
 
-async def _finish_step(view: _TurnView, event: ToolFinished) -> None:
+def _listing(runtime: Any, event: ToolFinished) -> str:
+    """The items of a list result as Markdown: the table the output model draws, else every item of its
+    list as a table row, unless the sentence already names each one (help) or the items are passages
+    (shown as source chips)."""
+    table = runtime.services.catalog.get(event.tool).result_table(event.structured)
+    if table is not None:
+        return table.markdown()
+    return list_table(event.structured, event.text, _timezone(runtime))
+
+
+async def _finish_step(
+    view: _TurnView, event: ToolFinished, listing: str = "", passages: list[cl.Text] | None = None
+) -> None:
     step = view.steps.pop(event.call_id, None) or cl.Step(name=event.tool, type="tool")
     intent = view.intents.get(event.tool)
     how = (
@@ -187,7 +216,9 @@ async def _finish_step(view: _TurnView, event: ToolFinished) -> None:
         if intent is not None
         else "run directly"
     )
-    shown = without_remote_images(event.text)
+    shown = without_remote_images("\n\n".join(part for part in (event.text, listing) if part))
+    if passages:
+        shown += "\n\n" + "\n".join(f"{i}. {p.content!s}" for i, p in enumerate(passages, 1))
     step.output = f"{shown}\n\n— agent **{event.agent}** · {event.duration_ms:.1f} ms · {how}"
     step.language = None
     step.metadata = {"agent": event.agent, "duration_ms": round(event.duration_ms, 2), "ok": event.ok}
@@ -197,25 +228,198 @@ async def _finish_step(view: _TurnView, event: ToolFinished) -> None:
 
 async def _finish_reply(view: _TurnView, event: ReplyDone) -> None:
     reply = view.reply or cl.Message(content="")
-    reply.content = "\n\n".join([event.text, *view.tables])
-    if event.suggestions:
-        reply.content += "\n\n" + "\n".join(f"- `{s}`" for s in event.suggestions)
-    reply.content = without_remote_images(reply.content)
-    await (reply.update() if view.streamed else reply.send())
+    text = event.text
+    if event.suggestions:  # said once, as chips that send the sentence (the text named them too)
+        text = text.split(TRY_LEAD, 1)[0] + " Try one of these:"
+        reply.actions = [
+            cl.Action(name=SUGGEST_ACTION, payload={"text": s}, label=s, icon="message-square")
+            for s in event.suggestions
+        ]
+    parts = [text, *view.tables]
+    if view.passages:
+        parts.append("Sources: " + " · ".join(p.name for p in view.passages))
+    reply.content = without_remote_images("\n\n".join(part for part in parts if part))
+    await (reply.update() if view.reply is not None and view.streamed else reply.send())  # with actions
+    for element in view.passages:  # after the text: a chip is a link on its name in the reply
+        await element.send(for_id=reply.id)
 
 
-def approval_text(record: ApprovalInfo | ApprovalRequired) -> str:
-    """The sentence shown above Approve / Reject: the tool, its exact arguments, who asked, the expiry."""
+_ISO_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
+def _cell(value: Any, tz: ZoneInfo) -> str:
+    """One table cell: moments in the person's time zone, ids short, nested values as compact JSON."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict | list):
+        text = json.dumps(value, ensure_ascii=False)
+        return text if len(text) <= 80 else text[:79] + "…"
+    text = str(value)
+    if _ISO_MOMENT.match(text):
+        with contextlib.suppress(ValueError):
+            return f"{datetime.fromisoformat(text).astimezone(tz):%Y-%m-%d %H:%M}"
+    return text
+
+
+def list_table(structured: dict[str, Any] | None, sentence: str, tz: ZoneInfo) -> str:
+    """Every item of a structured result's list (audit rows, reminders, bots, schedules, approvals) as a
+    Markdown table; "" when there is no list of items, when the sentence names every item already, or
+    when the items are passages (``passage_elements`` shows those)."""
+    if not structured:
+        return ""
+    for value in structured.values():
+        if not (isinstance(value, list) and value and all(isinstance(item, dict) for item in value)):
+            continue
+        if any("snippet" in item for item in value):
+            return ""
+        if _all_named(value, sentence):
+            return ""
+        columns = [k for k, v in value[0].items() if not isinstance(v, list)]
+        rows = [[_cell(item.get(k), tz) for k in columns] for item in value]
+        for i, column in enumerate(columns):
+            if column == "id":  # a UUID is long: its first 8 characters name it here as everywhere
+                for row in rows:
+                    row[i] = row[i][:8]
+
+        def line(cells: list[str]) -> str:
+            return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+        return "\n".join([line(columns), line(["---"] * len(columns)), *map(line, rows)])
+    return ""
+
+
+def _all_named(items: list[dict[str, Any]], sentence: str) -> bool:
+    """Whether the sentence already shows every item: each has a text of its own (one no other item has,
+    e.g. an agent's name, not a shared actor) that appears in it."""
+    texts = [
+        {v for k, v in item.items() if isinstance(v, str) and len(v) >= 3 and k != "id"} for item in items
+    ]
+    for i, own in enumerate(texts):
+        others = set().union(*(t for j, t in enumerate(texts) if j != i))
+        if not any(text in sentence for text in own - others):
+            return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Chip:
+    """A source chip: its name (where the passage is) and what the side panel shows when it is opened."""
+
+    name: str
+    content: str
+
+
+def passage_chips(structured: dict[str, Any] | None) -> list[Chip]:
+    """Knowledge hits as source chips, named after where each passage is (document, page, section); the
+    passage keeps its own lines (numbered steps stay steps)."""
+    if not structured:
+        return []
+    hits = next(
+        (
+            v
+            for v in structured.values()
+            if isinstance(v, list) and v and all(isinstance(i, dict) and "snippet" in i for i in v)
+        ),
+        [],
+    )
+    elements = []
+    for number, hit in enumerate(hits, 1):
+        document = str(hit.get("title") or hit.get("source") or "a note")
+        where = [f"[{number}] {document}"]
+        if hit.get("page") is not None:
+            where.append(f"p. {hit['page']}")
+        if hit.get("section") and hit.get("section") != hit.get("title"):
+            where.append(f"§ {hit['section']}")
+        name = ", ".join(where)
+        header = [f"**{document}**"]
+        if hit.get("source") and hit.get("source") != document:
+            header.append(f"source: {hit['source']}")
+        if hit.get("section"):
+            header.append(f"section: {hit['section']}")
+        if hit.get("page") is not None:
+            header.append(f"page {hit['page']}")
+        content = without_remote_images(" · ".join(header) + "\n\n" + str(hit.get("snippet", "")))
+        elements.append(Chip(name, content))
+    return elements
+
+
+def passage_elements(structured: dict[str, Any] | None) -> list[cl.Text]:
+    """The source chips as side-panel texts: the reply names them, so each name is a link that opens
+    its passage in the side panel."""
+    return [cl.Text(name=c.name, content=c.content, display="side") for c in passage_chips(structured)]
+
+
+def _timezone(runtime: Any) -> ZoneInfo:
+    """The person's time zone: their browser's, else the server's setting, else UTC."""
+    for name in (cl.user_session.get(TIMEZONE_KEY), runtime.settings.timezone, "UTC"):
+        if name:
+            try:
+                return ZoneInfo(str(name))
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
+
+
+def approval_text(
+    record: ApprovalInfo | ApprovalRequired, description: str = "", tz: ZoneInfo | None = None
+) -> str:
+    """The card shown above Approve / Reject: what will happen in words (``description``), the tool, who
+    asked, the expiry in the person's time zone (``tz``), and the exact arguments."""
     short = (record.approval_id if isinstance(record, ApprovalRequired) else record.id)[:8]
     tool, arguments, who, expires = record.tool, record.arguments, record.requested_by, record.expires_at
+    zone = tz or ZoneInfo("UTC")
+    local = expires.astimezone(zone)
+    what = f"**Will {description}.**\n\n" if description else ""
     return without_remote_images(
-        f"**{tool}** needs approval (`{short}`), asked by **{who}**; "
-        f"expires {expires.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC.\n\n"
+        f"{what}**{tool}** needs approval (`{short}`), asked by **{who}**; "
+        f"expires {local:%Y-%m-%d %H:%M:%S} {zone.key}.\n\n"
         f"```json\n{json.dumps(arguments, ensure_ascii=False, indent=2)}\n```"
     )
 
 
-async def _show_approval(event: ApprovalRequired, identity: Identity) -> None:
+async def _describe(
+    runtime: Any, tool: str, arguments: dict[str, Any], identity: Identity, requested_by: str
+) -> str:
+    """What the call would do in words, from the owning agent's ``describe`` read tool (as this person;
+    a describer of private data only for the person who asked)."""
+    thread = cl.context.session.thread_id
+    turn = Turn(
+        text=f"[describe {tool}]", user=identity.user, channel=CHANNEL, thread=thread, role=identity.role
+    )
+    try:
+        return str(await runtime.kommandant.describe_call(tool, arguments, turn, requested_by=requested_by))
+    except Exception:
+        log.warning("could not describe a call of %s", tool, exc_info=True)
+        return ""
+
+
+def _keep_card(approval_id: str, message: cl.Message) -> None:
+    """Remember a card in this tab, so the decision (made anywhere) updates it (``settle_cards``)."""
+    cards: dict[str, list[cl.Message]] | None = cl.user_session.get(CARDS_KEY)
+    if cards is None:
+        cards = {}
+        cl.user_session.set(CARDS_KEY, cards)
+    cards.setdefault(approval_id, []).append(message)
+
+
+async def settle_cards(approval_id: str, status: str, by: str | None) -> int:
+    """Every card of this tab for ``approval_id`` shows the decision and loses its buttons; returns how
+    many there were."""
+    cards: dict[str, list[cl.Message]] = cl.user_session.get(CARDS_KEY) or {}
+    shown = cards.pop(approval_id, [])
+    outcome = status.capitalize() or "Decided"
+    for message in shown:
+        for action in list(message.actions):
+            await action.remove()
+        message.actions = []
+        message.content += f"\n\n**{outcome}**" + (f" by **{by}**" if by else "") + "."
+        await message.update()
+    return len(shown)
+
+
+async def _show_approval(runtime: Any, event: ApprovalRequired, identity: Identity) -> None:
     """The request, with Approve / Reject (decided by ``app.py``'s action callback) for a person who may
     approve; it holds nothing, so the person can go on chatting while it waits."""
     if policy.may_approve(identity.role):
@@ -226,7 +430,11 @@ async def _show_approval(event: ApprovalRequired, identity: Identity) -> None:
             "Keep chatting meanwhile: the result will appear in this thread.",
             [],
         )
-    await cl.Message(content=approval_text(event) + note, actions=actions).send()
+    description = await _describe(runtime, event.tool, event.arguments, identity, event.requested_by)
+    text = approval_text(event, description, _timezone(runtime)) + note
+    message = cl.Message(content=text, actions=actions)
+    await message.send()
+    _keep_card(event.approval_id, message)
 
 
 def _decision_actions(approval_id: str) -> list[cl.Action]:
@@ -260,13 +468,28 @@ async def end_waiting_turns() -> None:
             await task
 
 
-async def show_pending_approvals(approvals: list[ApprovalInfo]) -> int:
+async def show_pending_approvals(runtime: Any, approvals: list[ApprovalInfo], identity: Identity) -> int:
     """Show approvals waiting in any channel (as the approvals listing tool gave them), each with
     Approve / Reject buttons (``decide_approval``)."""
     for record in approvals:
-        text = f"{approval_text(record)}\n\nApproving it: {record.delivery()}."
-        await cl.Message(content=text, actions=_decision_actions(record.id)).send()
+        description = await _describe(runtime, record.tool, record.arguments, identity, record.requested_by)
+        card = approval_text(record, description, _timezone(runtime))
+        message = cl.Message(
+            content=f"{card}\n\nApproving it: {record.delivery()}.", actions=_decision_actions(record.id)
+        )
+        await message.send()
+        _keep_card(record.id, message)
     return len(approvals)
+
+
+async def deliver_decisions(runtime: Any) -> None:
+    """Settle this tab's approval cards as approvals are decided, by anyone, in any tab or channel."""
+    from agents import APPROVALS_DECIDED
+
+    async with runtime.services.bus.subscribe(APPROVALS_DECIDED) as decided:
+        async for event in decided:
+            payload = event.payload
+            await settle_cards(str(payload.get("id", "")), str(payload.get("status", "")), payload.get("by"))
 
 
 async def _speak(text: str) -> None:

@@ -42,15 +42,18 @@ def test_search_queries_and_what_people_keep_are_private() -> None:
         "memory_remember": {"fact"},
         "memory_recall": {"query"},
         "memory_forget": {"query"},
+        "memory_describe": {"arguments"},  # the arguments of a forget: what to forget
         "knowledge_search": {"query"},
         "knowledge_add": {"content"},
+        "notion_create_page": {"content"},
+        "notion_append": {"content"},
     }
 
 
 def test_results_echoing_private_text_are_private() -> None:
     private = {tool.name for tool in CATALOG if tool.result_is_private}
-    memory = {"memory_remember", "memory_recall", "memory_forget", "memory_list"}
-    assert private == {*memory, "knowledge_search", "knowledge_add"}
+    memory = {"memory_remember", "memory_recall", "memory_forget", "memory_list", "memory_describe"}
+    assert private == {*memory, "knowledge_search", "knowledge_add", "notion_create_page", "notion_append"}
     said = "Got it — I'll remember that your pin is 8642."
     assert CATALOG.get("memory_remember").auditable_result(said) == f"(private: {len(said)} characters)"
     assert CATALOG.get("system_status").auditable_result("All 3 agents are up.") == "All 3 agents are up."

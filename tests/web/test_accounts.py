@@ -246,3 +246,57 @@ async def test_users_remove_keeps_threads_unless_asked(db: Database, users_cli: 
     assert "Deleted 2 chat threads." in result.output
     assert await _thread_count(db, "gone") == 0
     assert await _thread_count(db, "kept") == 2  # only that person's
+
+
+async def _local_memory(db: Database, content: str) -> None:
+    from storage.models import Memory
+
+    async with db.sessionmaker() as session, session.begin():
+        session.add(Memory(user_id=LOCAL_USER, kind="semantic", content=content, content_hash=content))
+
+
+async def _memory_owners(db: Database) -> list[str]:
+    from storage.models import Memory
+
+    async with db.sessionmaker() as session:
+        return list((await session.scalars(select(Memory.user_id))).all())
+
+
+async def test_the_first_account_takes_the_local_admins_things_when_asked(
+    db: Database, users_cli: CliRunner
+) -> None:
+    await _chainlit_threads(db, LOCAL_USER, 2)
+    await _local_memory(db, "my editor is neovim")
+    result = await _users(
+        users_cli,
+        "add",
+        "alice",
+        "--role",
+        "admin",
+        "--take-local",
+        "--password-stdin",
+        stdin="long-enough\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Moved the local admin's 2 chat threads and 1 memory to alice." in result.output
+    assert await _thread_count(db, "alice") == 2 and await _thread_count(db, LOCAL_USER) == 0
+    assert await _memory_owners(db) == ["alice"]
+    async with db.sessionmaker() as session:  # Chainlit finds the threads through alice's user row
+        person = await session.scalar(select(ChainlitUser).where(ChainlitUser.identifier == "alice"))
+        assert person is not None
+        owners = (await session.scalars(select(ChainlitThread.user_id))).all()
+        assert set(owners) == {person.id}
+        kinds = (await session.scalars(select(AuditRow.kind))).all()
+    assert "local_admin_handed_over" in kinds
+
+
+async def test_the_first_account_leaves_the_local_admins_things_and_says_so(
+    db: Database, users_cli: CliRunner
+) -> None:
+    await _chainlit_threads(db, LOCAL_USER, 1)
+    await _local_memory(db, "the door code is 4711")
+    # Not asked (the password comes on stdin, so no question can be answered): left, and said so.
+    result = await _users(users_cli, "add", "alice", "--password-stdin", stdin="long-enough\n")
+    assert result.exit_code == 0, result.output
+    assert "The local admin's 1 chat thread and 1 memory stay with the local admin" in result.output
+    assert await _thread_count(db, LOCAL_USER) == 1 and await _memory_owners(db) == [LOCAL_USER]

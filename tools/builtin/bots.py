@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from tools.builtin.base import BotName, Table, ToolInput, ToolOutput
+from tools.builtin.system import describe_tool
 from tools.definition import Risk, ToolDefinition
 
 AGENT = "bots"
@@ -198,4 +199,6 @@ STATUS = _definition(
 )
 LOGS = _definition("bots_logs", "The last lines a bot wrote to its log.", BotLogsInput, BotLogs, Risk.READ)
 
-TOOLS = (LIST, START, STOP, RESTART, STATUS, LOGS)
+DESCRIBE = describe_tool(AGENT)
+
+TOOLS = (LIST, START, STOP, RESTART, STATUS, LOGS, DESCRIBE)

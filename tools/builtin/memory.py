@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
 from tools.builtin.base import Query, ShortText, ToolInput, ToolOutput, second_person, sentence
+from tools.builtin.system import DescribeInput, describe_tool
 from tools.definition import Risk, ToolDefinition
 from tools.facts import PRIVATE
 
@@ -38,6 +40,14 @@ class MemoryListInput(ToolInput):
     """List the facts remembered about the caller."""
 
     limit: int = Field(default=50, ge=1, le=200, description="How many facts, newest first (1..200).")
+
+
+class MemoryDescribeInput(DescribeInput):
+    """Ask what a memory call would do; its arguments say what a person keeps private (what to forget)."""
+
+    arguments: Annotated[dict[str, Any], PRIVATE] = Field(
+        default_factory=dict, description="The arguments it would run with."
+    )
 
 
 class MemoryFact(ToolOutput):
@@ -145,4 +155,7 @@ LIST = ToolDefinition(
     private_result=True,
 )
 
-TOOLS = (REMEMBER, RECALL, LIST, FORGET)
+DESCRIBE = replace(describe_tool(AGENT), input_model=MemoryDescribeInput, private_result=True)
+"""What a memory call would do, for an approval card: it names remembered facts, so it is private."""
+
+TOOLS = (REMEMBER, RECALL, LIST, FORGET, DESCRIBE)

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from tools.builtin.base import NewScheduleName, ScheduleName, ShortText, ToolInput, ToolOutput, when_text
+from tools.builtin.system import describe_tool
 from tools.definition import Risk, ToolDefinition
 
 AGENT = "scheduler"
@@ -373,4 +374,6 @@ HISTORY = ToolDefinition(
     risk=Risk.READ,
 )
 
-TOOLS = (CREATE, LIST, DELETE, RUN_NOW, ENABLE, DISABLE, HISTORY)
+DESCRIBE = describe_tool(AGENT)
+
+TOOLS = (CREATE, LIST, DELETE, RUN_NOW, ENABLE, DISABLE, HISTORY, DESCRIBE)

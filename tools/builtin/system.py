@@ -1,8 +1,10 @@
-"""System tools: the health of the agents, the recent audit trail, and the caller's remembered facts."""
+"""System tools: the health of the agents, the recent audit trail, help (what a person can say), and the
+``describe`` convention (what a dangerous call would do, in words, for its approval card)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import ConfigDict, Field
 
@@ -77,6 +79,86 @@ class AuditLog(ToolOutput):
         return f"The last {len(self.rows)} audit entries; newest: {self.rows[0].summary()}"
 
 
+class HelpInput(ToolInput):
+    """Ask what one can say: the commands this person may run, grouped by agent."""
+
+
+class HelpCommand(ToolOutput):
+    """One command a person may give, with a sentence that says it."""
+
+    tool: str = Field(description="The tool the sentence runs, e.g. 'memory_remember'.")
+    example: str = Field(description="A sentence that runs it, from its templates.")
+    description: str = Field(description="What the tool does.")
+    risk: str = Field(description="read, write or dangerous (dangerous waits for an approval).")
+
+    def summary(self) -> str:
+        note = " *(waits for an approval)*" if self.risk == "dangerous" else ""
+        return f"“{self.example}” — {self.description}{note}"
+
+
+class HelpAgent(ToolOutput):
+    """The commands of one agent."""
+
+    agent: str = Field(description="The agent's name, e.g. 'memory'.")
+    commands: list[HelpCommand] = Field(default_factory=list, description="Its commands this person may run.")
+
+    def summary(self) -> str:
+        return f"**{self.agent}**: " + "; ".join(f"“{c.example}”" for c in self.commands)
+
+
+class HelpResult(ToolOutput):
+    """What the caller can say: one example per command, grouped by the agent that serves it."""
+
+    role: str = Field(description="The role the list was made for (a viewer sees only what it may run).")
+    agents: list[HelpAgent] = Field(default_factory=list, description="Agents and their commands.")
+
+    def summary(self) -> str:
+        if not self.agents:
+            return "There is nothing you may run here; ask an admin for a role."
+        count = sum(len(a.commands) for a in self.agents)
+        lines = [f"You can ask for {count} things (as {self.role}); one example each, by agent:"]
+        for agent in self.agents:
+            lines.append(f"\n**{agent.agent}**")
+            lines.extend(f"- {command.summary()}" for command in agent.commands)
+        lines.append("\nSay it in your own words too; several commands in one sentence work.")
+        return "\n".join(lines)
+
+
+class DescribeInput(ToolInput):
+    """Ask an agent what a call of one of its tools would do, in words (for an approval card)."""
+
+    tool: str = Field(min_length=1, max_length=64, description="The tool that would run.")
+    arguments: dict[str, Any] = Field(default_factory=dict, description="The arguments it would run with.")
+
+
+class CallDescription(ToolOutput):
+    """What a call would do, in a few words: "delete the memory 'your editor is neovim'"."""
+
+    text: str = Field(description="What will happen, for the person who decides; empty when unknown.")
+
+    def summary(self) -> str:
+        return self.text or "No description."
+
+
+def describe_tool_name(agent: str) -> str:
+    """The name of an agent's ``describe`` tool: the Kommandant calls it over the bus (as the person who
+    asked) when it creates an approval, and shows the answer on the approval card."""
+    return f"{agent}_describe"
+
+
+def describe_tool(agent: str) -> ToolDefinition:
+    """The ``describe`` tool of ``agent`` (a read tool it serves by registering a handler that answers
+    ``CallDescription`` for its own tools). Agents that register none keep the card's generic words."""
+    return ToolDefinition(
+        name=describe_tool_name(agent),
+        description=f"What a call of one of the {agent} agent's tools would do, in words.",
+        agent=agent,
+        input_model=DescribeInput,
+        output_model=CallDescription,
+        risk=Risk.READ,
+    )
+
+
 STATUS = ToolDefinition(
     name="system_status",
     description="How the system is: which agents are alive and what they serve.",
@@ -93,4 +175,12 @@ AUDIT_RECENT = ToolDefinition(
     output_model=AuditLog,
     risk=Risk.READ,
 )
-TOOLS = (STATUS, AUDIT_RECENT)
+HELP = ToolDefinition(
+    name="help",
+    description="What you can say: the commands you may run, grouped by agent, one example sentence each.",
+    agent=AGENT,
+    input_model=HelpInput,
+    output_model=HelpResult,
+    risk=Risk.READ,
+)
+TOOLS = (STATUS, AUDIT_RECENT, HELP)
