@@ -30,9 +30,11 @@ class AgentWorker:
         self._registry = AgentRegistry(self.services.database.sessionmaker)
         self._serving: Serving | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._stopped = False
 
     async def start(self) -> None:
         """Announce the agent, start serving its queue, then its background work and heartbeats."""
+        self._stopped = False
         tools = sorted(self.agent.handlers)
         await self._registry.announce(
             self.agent.name,
@@ -50,17 +52,25 @@ class AgentWorker:
         self._heartbeat = asyncio.create_task(self._heartbeats(), name=f"heartbeat-{self.agent.name}")
         log.info("agent %s serving %d tools (%s)", self.agent.name, len(tools), self.instance_id)
 
-    async def stop(self) -> None:
-        """Stop heartbeats and background work, drain calls under way, mark the replica stopped."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop taking calls, finish the calls under way within ``grace`` seconds (default: the
+        ``worker_stop_grace`` setting; later ones are requeued for another replica), then stop heartbeats
+        and background work and mark the replica stopped. Calling it again does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if grace is None:
+            grace = self.services.settings.worker_stop_grace
+        # Consumers first: background work and heartbeats keep going while the calls under way finish.
+        if self._serving is not None:
+            await self._serving.stop(drain=True, grace=grace)
+            self._serving = None
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
             self._heartbeat = None
         await self.agent.stop()
-        if self._serving is not None:
-            await self._serving.stop(drain=True)
-            self._serving = None
         with contextlib.suppress(Exception):
             await self._registry.stopped(self.instance_id)
             await self.services.bus.publish(

@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING
 
 from bus import errors, messages
 from bus.base import Bus, Handler, Serving, Subscription
-from bus.errors import BusError, BusUnavailable, CallTimeout, MessageTooLarge, PermanentError, PoisonMessage
+from bus.errors import (
+    BusError,
+    BusUnavailable,
+    CallTimeout,
+    MessageTooLarge,
+    NoWorker,
+    PermanentError,
+    PoisonMessage,
+)
 from bus.idempotency import MemoryResultStore, ResultStore
 from bus.local import LocalBus
 from bus.messages import CallerRole, DeadLetter, Event, ToolCall, ToolResult
@@ -26,12 +34,14 @@ def create_bus(settings: Settings, result_store: ResultStore | None = None) -> B
             retries=settings.call_retries,
             call_timeout=settings.call_timeout,
             result_store=result_store,
+            no_worker_grace=settings.no_worker_grace,
         )
     return LocalBus(
         max_message_bytes=settings.max_message_bytes,
         retries=settings.call_retries,
         call_timeout=settings.call_timeout,
         result_store=result_store,
+        no_worker_grace=settings.no_worker_grace,
     )
 
 
@@ -47,6 +57,7 @@ __all__ = [
     "LocalBus",
     "MemoryResultStore",
     "MessageTooLarge",
+    "NoWorker",
     "PermanentError",
     "PoisonMessage",
     "RabbitBus",

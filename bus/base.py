@@ -20,8 +20,9 @@ class Serving(ABC):
     agent: str
 
     @abstractmethod
-    async def stop(self, drain: bool = True) -> None:
-        """Stop taking calls. ``drain``: finish the calls under way first; otherwise they are requeued."""
+    async def stop(self, drain: bool = True, grace: float | None = None) -> None:
+        """Stop taking calls. ``drain``: finish the calls under way first; otherwise they are requeued.
+        ``grace``: the most seconds draining may take; calls still running then are requeued."""
 
     async def __aenter__(self) -> Self:
         return self

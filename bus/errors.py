@@ -23,3 +23,14 @@ class PoisonMessage(BusError, ValueError):
 
 class PermanentError(BusError):
     """Raised by a handler for a failure that retrying cannot fix: dead-lettered at once."""
+
+
+class NoWorker(BusError, LookupError):
+    """Nobody serves the agent: no worker took its calls within the grace period, so the call was not sent.
+
+    ``agent`` names the agent; the message says how to start one.
+    """
+
+    def __init__(self, agent: str, message: str) -> None:
+        super().__init__(message)
+        self.agent = agent

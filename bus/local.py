@@ -17,7 +17,7 @@ from uuid import uuid4
 
 from bus import processing
 from bus.base import Bus, Handler, Serving, Subscription
-from bus.errors import BusUnavailable, CallTimeout
+from bus.errors import BusUnavailable, CallTimeout, NoWorker
 from bus.idempotency import KeyLocks, MemoryResultStore, ResultStore
 from bus.messages import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -65,8 +65,10 @@ class LocalBus(Bus):
         retry_backoff: float = 0.2,
         call_timeout: float = 30.0,
         result_store: ResultStore | None = None,
+        no_worker_grace: float = 2.0,
     ) -> None:
         self.max_message_bytes = max_message_bytes
+        self.no_worker_grace = no_worker_grace
         self.policy = RetryPolicy(retries=retries, backoff=retry_backoff)
         self.call_timeout = call_timeout
         self.result_store: ResultStore = result_store if result_store is not None else MemoryResultStore()
@@ -118,6 +120,7 @@ class LocalBus(Bus):
         future: asyncio.Future[ToolResult] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
         try:
+            await self._await_server(agent, min(deadline, time.time() + self.no_worker_grace))
             self._queue(agent).put_nowait(_Delivery(body, call.call_id, correlation_id))
             async with asyncio.timeout(max(0.0, deadline - time.time())):
                 return await future
@@ -127,6 +130,22 @@ class LocalBus(Bus):
             ) from err
         finally:
             self._pending.pop(correlation_id, None)
+
+    def _served(self, agent: str) -> bool:
+        return any(s.agent == agent and not s.stopping for s in self._servings)
+
+    async def _await_server(self, agent: str, until: float) -> None:
+        """Return once something serves ``agent``; raise ``NoWorker`` when nothing does by ``until``."""
+        while not self._served(agent):
+            left = until - time.time()
+            if left <= 0:
+                raise NoWorker(
+                    agent,
+                    f"Nobody serves the {agent} agent in this process (none appeared within "
+                    f"{self.no_worker_grace:g} s). `kommandant up` runs every built-in agent; with a "
+                    f"broker, start one with `kommandant worker {agent}`.",
+                )
+            await asyncio.sleep(min(0.05, left))
 
     async def serve(self, agent: str, handler: Handler, *, concurrency: int = 8) -> Serving:
         """Start ``concurrency`` consumers of ``agent``'s queue."""
@@ -222,6 +241,7 @@ class _LocalServing(Serving):
         self._queue = bus._queue(agent)
         self._dispatcher: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        self.stopping = False
 
     def begin(self) -> None:
         self._dispatcher = asyncio.create_task(self._dispatch(), name=f"local-bus-serve-{self.agent}")
@@ -271,13 +291,17 @@ class _LocalServing(Serving):
             if outcome.reply is not None:
                 self.bus._reply(delivery, outcome.reply)
 
-    async def stop(self, drain: bool = True) -> None:
-        """Stop taking calls; finish (``drain``) or requeue the calls under way."""
+    async def stop(self, drain: bool = True, grace: float | None = None) -> None:
+        """Stop taking calls; finish (``drain``, within ``grace`` seconds if given) or requeue the calls
+        under way. Calls still running when the grace period ends are requeued."""
+        self.stopping = True
         if self._dispatcher is not None:
             self._dispatcher.cancel()
             await asyncio.gather(self._dispatcher, return_exceptions=True)
             self._dispatcher = None
-        if not drain:
+        if drain and grace is not None and self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=grace)
+        if not drain or grace is not None:
             for task in self._inflight:
                 task.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)

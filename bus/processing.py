@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from bus.base import Handler
 from bus.errors import PermanentError, PoisonMessage
 from bus.idempotency import KeyLocks, ResultStore
 from bus.messages import ToolCall, ToolResult, decode_call
+from telemetry.logs import bind_ids
+from telemetry.metrics import call_served
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +71,51 @@ async def process(
     locks: KeyLocks,
     message_id: str | None = None,
 ) -> Outcome:
-    """Decide what becomes of one delivered message. Never raises except on cancellation."""
+    """Decide what becomes of one delivered message, counted in the worker's metrics. Never raises except
+    on cancellation."""
+    started = time.perf_counter()
+    outcome = await _decide(
+        body,
+        agent=agent,
+        handler=handler,
+        store=store,
+        policy=policy,
+        max_bytes=max_bytes,
+        locks=locks,
+        message_id=message_id,
+    )
+    tool = outcome.call.tool if outcome.call is not None else None
+    call_served(agent, tool, _label(outcome), time.perf_counter() - started)
+    return outcome
+
+
+def _label(outcome: Outcome) -> str:
+    """The outcome as the worker metrics name it."""
+    if isinstance(outcome, Retry):
+        return "retry"
+    if isinstance(outcome, DeadLetter):
+        return "dead_letter"
+    return "replayed" if outcome.result.replayed else "error" if outcome.result.is_error else "ok"
+
+
+async def _decide(
+    body: bytes,
+    *,
+    agent: str,
+    handler: Handler,
+    store: ResultStore,
+    policy: RetryPolicy,
+    max_bytes: int,
+    locks: KeyLocks,
+    message_id: str | None,
+) -> Outcome:
     try:
         call = decode_call(body, max_bytes=max_bytes)
     except PoisonMessage as err:
         log.warning("poison message %s on agent %s: %s", message_id, agent, err)
         reply = ToolResult.error(message_id or "", f"The bus could not read this call: {err}.", agent=agent)
         return DeadLetter(reason=f"poison: {err}", call=None, reply=reply)
+    bind_ids(call=call.call_id, agent=agent, user=call.user)  # each delivery runs in a task of its own
 
     if call.remaining() <= 0:
         # The caller has given up: running it now could surprise a person who was told it timed out.

@@ -41,7 +41,7 @@ from yarl import URL
 
 from bus import processing
 from bus.base import Bus, Handler, Serving, Subscription
-from bus.errors import BusError, BusUnavailable, CallTimeout
+from bus.errors import BusError, BusUnavailable, CallTimeout, NoWorker
 from bus.idempotency import KeyLocks, MemoryResultStore, ResultStore
 from bus.messages import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -114,6 +114,7 @@ class _Pending:
     call: ToolCall
     agent: str
     sent: bool = False
+    awaiting_worker: bool = False
 
 
 def safe_url(url: str) -> str:
@@ -144,8 +145,10 @@ class RabbitBus(Bus):
         reconnect_interval: float = 1.0,
         connect_timeout: float = 10.0,
         name: str = "kommandant",
+        no_worker_grace: float = 2.0,
     ) -> None:
         self.url = url
+        self.no_worker_grace = no_worker_grace
         self.topology = Topology(prefix)
         self.max_message_bytes = max_message_bytes
         self.policy = RetryPolicy(retries=retries, backoff=retry_backoff)
@@ -164,6 +167,11 @@ class RabbitBus(Bus):
         self._pending: dict[str, _Pending] = {}
         self._servings: set[_RabbitServing] = set()
         self._subscriptions: set[_RabbitSubscription] = set()
+        # agent -> until when a consumer was last seen on its queue (a positive answer, cached briefly)
+        self._served_until: dict[str, float] = {}
+        self.served_ttl = 2.0
+        """Seconds a seen consumer counts as still there: most calls skip the check; a call right after
+        the last worker died waits its deadline, as every call did before this check existed."""
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -252,9 +260,13 @@ class RabbitBus(Bus):
                 if channel.is_closed or not self._agent_declared(agent):
                     await channel.ready()
                     await self.declare_agent(agent)
+                if self._served_until.get(agent, 0.0) < time.monotonic():
+                    await self._await_consumer(agent, pending)
                 await self._send_call(agent, call, body, correlation_id, pending)
                 return await pending.future
         except TimeoutError as err:
+            if pending.awaiting_worker:
+                raise self._no_worker(agent) from err
             if not pending.sent:
                 raise BusUnavailable(
                     f"The message broker at {safe_url(self.url)} was not reachable before the deadline; "
@@ -265,6 +277,50 @@ class RabbitBus(Bus):
             ) from err
         finally:
             self._pending.pop(correlation_id, None)
+
+    async def _await_consumer(self, agent: str, pending: _Pending) -> None:
+        """Return once ``agent``'s queue has a consumer; raise ``NoWorker`` after the grace period."""
+        give_up = time.monotonic() + self.no_worker_grace
+        pending.awaiting_worker = True
+        while True:
+            try:
+                consumers = await self._consumer_count(agent)
+            except _LINK_ERRORS:
+                # The broker is what is missing: wait for the robust channel (the call's deadline bounds
+                # it, and then says the broker was unreachable), then give workers their grace again.
+                pending.awaiting_worker = False
+                await self._ready_channel().ready()
+                await asyncio.sleep(0.05)  # never a busy loop, whatever the error was
+                give_up, pending.awaiting_worker = time.monotonic() + self.no_worker_grace, True
+                continue
+            if consumers:
+                break
+            if time.monotonic() >= give_up:
+                raise self._no_worker(agent)
+            await asyncio.sleep(min(0.1, max(give_up - time.monotonic(), 0.0)))
+        pending.awaiting_worker = False
+        log.debug("agent %s has %d consumer(s)", agent, consumers)
+        self._served_until[agent] = time.monotonic() + self.served_ttl
+
+    async def _consumer_count(self, agent: str) -> int:
+        # Declaring again with the same arguments is harmless and, unlike a passive declare, never closes
+        # the channel; the answer carries the queue's consumer count.
+        queue = await self._ready_channel().declare_queue(
+            self.topology.agent_queue(agent),
+            durable=True,
+            arguments=self.topology.queue_arguments(),
+            robust=False,
+        )
+        result = queue.declaration_result
+        return int(result.consumer_count or 0) if result is not None else 0
+
+    def _no_worker(self, agent: str) -> NoWorker:
+        return NoWorker(
+            agent,
+            f"No worker serves the {agent} agent (none appeared on the broker within "
+            f"{self.no_worker_grace:g} s), so the call was not sent. Start one with "
+            f"`kommandant worker {agent}`.",
+        )
 
     def _agent_declared(self, agent: str) -> bool:
         declared = self._agents.get(agent)
@@ -593,8 +649,9 @@ class _RabbitServing(Serving):
         )
         await self._dlx.publish(letter, routing_key=self.bus.topology.agent_queue(self.agent))
 
-    async def stop(self, drain: bool = True) -> None:
-        """Cancel the consumer; finish (``drain``) or abandon the calls under way, which are then requeued."""
+    async def stop(self, drain: bool = True, grace: float | None = None) -> None:
+        """Cancel the consumer; finish (``drain``, within ``grace`` seconds if given) or abandon the calls
+        under way, which are then requeued (unacknowledged when the channel closes)."""
         channel = self._channel
         if channel is None or self._stopping:
             return
@@ -602,7 +659,13 @@ class _RabbitServing(Serving):
         if self._queue is not None and self._tag is not None:
             with contextlib.suppress(*_LINK_ERRORS, TimeoutError):
                 await self._queue.cancel(self._tag, timeout=5)
-        if not drain:
+        if drain and grace is not None and self._inflight:
+            _, late = await asyncio.wait(set(self._inflight), timeout=grace)
+            if late:
+                log.warning(
+                    "%d call(s) on %s outlived the %g s grace; requeued", len(late), self.agent, grace
+                )
+        if not drain or grace is not None:
             for task in self._inflight:
                 task.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)

@@ -95,8 +95,10 @@ class Executor:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def caller(db: Database, amqp_url: str, bus_prefix: str) -> AsyncIterator[RabbitBus]:
+    # The test starts the executor itself and calls at once: a call waits for it to come up (and, after the
+    # crash, to reconcile) instead of hearing after the default 2 s that no worker serves the bots agent.
     async with RabbitBus(
-        amqp_url, prefix=bus_prefix, result_store=PostgresResultStore(db.sessionmaker)
+        amqp_url, prefix=bus_prefix, result_store=PostgresResultStore(db.sessionmaker), no_worker_grace=60
     ) as bus:
         yield bus
     await delete_topology(amqp_url, Topology(bus_prefix), ["bots", executor_queue(Settings().bots_host)])
