@@ -10,8 +10,28 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from platformdirs import user_data_path
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class WebhookConfig(BaseModel):
+    """One webhook sender (``KOMMANDANT_WEBHOOKS``): its signing secret and what a delivery becomes."""
+
+    secret: SecretStr = Field(description="Shared secret of the HMAC-SHA256 signature (16+ characters).")
+    mode: Literal["turn", "event"] = Field(
+        default="turn",
+        description="'turn': the payload's \"text\" runs as a turn of ``user`` with ``role``; 'event': the "
+        "payload is published on the bus as ``webhooks.<name>``.",
+    )
+    user: str = Field(default="webhook", min_length=1, max_length=200, description="Who the turn runs as.")
+    role: Literal["admin", "operator", "viewer"] = Field(default="viewer", description="The turn's role.")
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("a webhook secret needs at least 16 characters")
+        return value
 
 
 def _default_data_dir() -> Path:
@@ -57,12 +77,53 @@ class Settings(BaseSettings):
     )
     approval_ttl: float = Field(default=900.0, gt=0, description="Seconds before a pending approval expires.")
     heartbeat_interval: float = Field(default=5.0, gt=0, description="Seconds between agent heartbeats.")
+    no_worker_grace: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="Seconds a call waits for a worker to appear when nobody serves its agent, before it "
+        "fails with a clear 'no worker' error instead of waiting the whole call timeout.",
+    )
+    worker_stop_grace: float = Field(
+        default=30.0,
+        ge=0,
+        le=600,
+        description="Seconds a stopping worker (SIGTERM) gives its calls under way to finish; calls still "
+        "running then are abandoned unacknowledged, so the broker hands them to another replica.",
+    )
+    agents_in_process: bool = Field(
+        default=False,
+        description="Run every built-in agent inside this process even when KOMMANDANT_AMQP_URL is set "
+        "(`kommandant up --agents-here`). Off: in distributed mode agents run in `kommandant worker`.",
+    )
     llm_model: str = Field(
         default="ollama_chat/llama3.2",
         description="litellm model for the fallback and chat answers; empty turns the LLM off.",
     )
     ollama_url: str = Field(default="http://127.0.0.1:11434", description="Ollama server URL.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines: readable text, or one JSON object per record carrying the turn, call, "
+        "agent and user ids (json), for a log collector.",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port on which `kommandant worker` serves Prometheus /metrics (bound to "
+        "KOMMANDANT_HOST). Unset: the worker serves none; the web server has /metrics on its own port.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that /metrics asks for. Unset: /metrics answers only clients on this "
+        "machine (loopback).",
+    )
+
+    @field_validator("metrics_token", "metrics_port", mode="before")
+    @classmethod
+    def _metrics_unset(cls, value: object) -> object:
+        return None if value in ("", None) else value
 
     # --- web chat: login and uploads ---
     web_auth: Literal["auto", "password"] = Field(
@@ -195,6 +256,11 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(
         default=20.0, gt=0, description="Seconds the LLM may take for a whole fallback answer."
     )
+    llm_keep_alive: str = Field(
+        default="30m",
+        description="How long Ollama keeps the model loaded after a request (its keep_alive, e.g. '30m', "
+        "'-1' for always); loading it again costs seconds on the next fallback. Empty: Ollama's default.",
+    )
     ingest_max_file_bytes: int = Field(
         default=20_000_000, gt=0, description="Largest document accepted for ingestion, in bytes."
     )
@@ -256,6 +322,88 @@ class Settings(BaseSettings):
     def bots_log_dir(self) -> Path:
         """Where each bot's rotating log file is kept."""
         return self.data_dir / "logs" / "bots"
+
+    # --- connectors: Slack and webhooks (issue 20) ---
+    slack_bot_token: SecretStr | None = Field(
+        default=None, description="Bot token of the Slack app (xoxb-…). Unset: Slack is off."
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="Signing secret of the Slack app: every request to /slack/events must carry its "
+        "signature (Events API over HTTP).",
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None,
+        description="App-level token (xapp-…, scope connections:write): set it to use Socket Mode instead "
+        "of the public /slack/events URL.",
+    )
+    slack_default_role: Literal["admin", "operator", "viewer"] = Field(
+        default="viewer",
+        description="Role of a Slack user not mapped to a Kommandant account (`kommandant slack map`).",
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", description="Slack Web API base URL (a proxy, or a test server)."
+    )
+    slack_update_seconds: float = Field(
+        default=1.0, ge=0, le=10, description="Least time between updates of a reply streamed into Slack."
+    )
+    webhooks: dict[str, WebhookConfig] = Field(
+        default_factory=dict,
+        description='Webhook senders by name, served at POST /hooks/<name>, as JSON, e.g. {"ci": {"secret": '
+        '"…", "user": "ci", "role": "operator"}} (see docs/webhooks.md).',
+    )
+    connector_check_seconds: float = Field(
+        default=30.0, gt=0, description="Seconds between health checks of each connector."
+    )
+
+    @field_validator("webhooks")
+    @classmethod
+    def _hook_names(cls, value: dict[str, WebhookConfig]) -> dict[str, WebhookConfig]:
+        bad = [name for name in value if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name)]
+        if bad:
+            raise ValueError(f"webhook names are 1-64 letters, digits, '-' or '_': not {bad[0][:70]!r}")
+        return value
+
+    # --- Notion: knowledge sync and write-back ---
+    notion_token: SecretStr | None = Field(
+        default=None,
+        description="Token of the Notion integration (secret_… or ntn_…). Unset: Notion is off.",
+    )
+    notion_base_url: str = Field(
+        default="https://api.notion.com", description="Notion API base URL (a proxy, or a test server)."
+    )
+    notion_data_sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Notion data source ids whose pages are imported into the knowledge base, comma "
+        "separated (since API version 2025-09-03 a database holds one or more data sources).",
+    )
+    notion_pages: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Single Notion page ids (or URLs) imported, comma separated."
+    )
+    notion_sync_interval: float = Field(
+        default=900.0, ge=0, description="Seconds between automatic Notion syncs; 0 syncs on request only."
+    )
+    notion_reconcile_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="Hours between full id reconciliations (pages deleted or moved to trash leave the "
+        "knowledge base then); 0 reconciles on every sync.",
+    )
+    notion_max_wait: float = Field(
+        default=120.0,
+        gt=0,
+        description="Most seconds one Notion request waits out rate limits (429, 529) before giving up.",
+    )
+
+    @field_validator("notion_data_sources", "notion_pages", mode="before")
+    @classmethod
+    def _notion_ids(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @field_validator("notion_token", mode="before")
+    @classmethod
+    def _notion_token_unset(cls, value: object) -> object:
+        return None if value in ("", None) else value
 
     # --- web server: hosts, origins and CORS ---
     allowed_hosts: Annotated[list[str], NoDecode] = Field(

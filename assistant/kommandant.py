@@ -31,16 +31,18 @@ from assistant.events import (
     ToolStarted,
     Turn,
 )
-from bus import BusError, CallTimeout, Subscription, ToolCall
+from bus import BusError, CallTimeout, NoWorker, Subscription, ToolCall
 from intents import ConversationContext, IntentMatch, LiveLists, Recognizer
 from storage import is_connection_lost
 from storage.approvals import ApprovalRepository
 from storage.audit import AuditDraft, AuditLog
 from storage.audit_key import audit_key
+from storage.errors import StorageError
 from storage.lists import live_names
 from storage.records import ApprovalRecord
+from telemetry.metrics import observe_turn, tool_call_finished
 from tools import EntityKind, Risk, ToolDefinition, private_digest
-from tools.builtin.approvals import ApprovalDecision
+from tools.builtin.approvals import ApprovalDecision, approval_position
 from tools.errors import ToolError
 
 log = logging.getLogger(__name__)
@@ -178,23 +180,27 @@ class Kommandant:
         A turn that lost its database connection before showing anything (a database restart) is run
         once more on fresh connections; later, the person is told plainly to say it again.
         """
-        for attempt in (1, 2):
-            shown = False
-            try:
-                async for event in self._handle(turn):
-                    shown = True
-                    yield event
-                return
-            except Exception as err:
-                lost = is_connection_lost(err)
-                if lost and not shown and attempt == 1:
-                    log.warning("database connection lost; running the turn again on fresh connections")
-                    continue
-                log.exception("turn failed: user=%s channel=%s", turn.user, turn.channel)
-                message = CONNECTION_LOST if lost else TURN_CRASHED
-                yield Failed(message)
-                yield ReplyDone(message)
-                return
+        with observe_turn(turn.channel, turn.user) as watch:  # metrics and the turn's log ids
+            for attempt in (1, 2):
+                shown = False
+                try:
+                    async for event in self._handle(turn):
+                        shown = True
+                        if isinstance(event, Failed):
+                            watch.failed()
+                        yield event
+                    return
+                except Exception as err:
+                    lost = is_connection_lost(err)
+                    if lost and not shown and attempt == 1:
+                        log.warning("database connection lost; running the turn again on fresh connections")
+                        continue
+                    log.exception("turn failed: user=%s channel=%s", turn.user, turn.channel)
+                    message = CONNECTION_LOST if lost else TURN_CRASHED
+                    watch.failed()
+                    yield Failed(message)
+                    yield ReplyDone(message)
+                    return
 
     async def _handle(self, turn: Turn) -> AsyncIterator[Event]:
         audit = TurnAudit(self.services.audit, turn)
@@ -210,10 +216,9 @@ class Kommandant:
         text = turn.text.strip()
         audit.record("turn", data={"text": text[:2000], "chars": len(turn.text)})
         if not text:
-            yield ReplyDone(
-                "Say or type a command — for example: " + "; ".join(self.recognizer.suggest("", 3)),
-                suggestions=self.recognizer.suggest("", 3),
-            )
+            examples = self.safe_suggestions(turn, "")
+            lead = "Say or type a command — for example: "
+            yield ReplyDone(lead + "; ".join(examples), suggestions=examples)
             return
         if len(text) > MAX_TURN_CHARS:
             message = (
@@ -284,10 +289,33 @@ class Kommandant:
             "confirm_requested",
             data={"tools": [m.tool for m in matches], "speech_confidence": turn.speech_confidence},
         )
-        heard = " and ".join(m.text for m in matches if m.text) or turn.text.strip()
+        said = [await self._read_back(m, turn) for m in matches]
+        heard = " and ".join(text for text in said if text) or turn.text.strip()
         question = f"Did you mean: {heard.rstrip('.!?')}? Say yes to go ahead, or no."
         yield ReplyDelta(question)
         yield ReplyDone(question, suggestions=["yes", "no"])
+
+    async def _read_back(self, match: IntentMatch, turn: Turn) -> str:
+        """A command in words for "Did you mean …?": a decision on an approval names the request it
+        decides ("the last one" may not be the one the person has in mind)."""
+        tool = self.services.catalog.get(match.tool) if match.tool in self.services.catalog else None
+        if tool is None or not tool.decides_approvals:
+            return match.text
+        reference = str(match.arguments.get("id", ""))
+        try:
+            place = approval_position(reference)
+            if place is None:
+                record: ApprovalRecord | None = await self.approvals.find(reference)
+            else:
+                pending = await self.approvals.pending()
+                pending = [r for r in pending if turn.role == "admin" or r.requested_by == turn.user]
+                record = pending[place] if -len(pending) <= place < len(pending) else None
+        except StorageError:
+            record = None
+        verb = "approve" if match.arguments.get("approve") else "reject"
+        if record is None:
+            return f"{verb} approval {reference} (there is no such request now)"
+        return f"{verb} the request of {record.requested_by} to run {record.tool} ({str(record.id)[:8]})"
 
     def _confirmation(self, turn: Turn, text: str) -> list[IntentMatch] | str | None:
         """After "Did you mean …?": the commands to run on yes, a reply on no, None for anything else."""
@@ -359,7 +387,7 @@ class Kommandant:
             async for event in self._run_matches(turn, guesses, audit, confirmed=False):
                 yield event
             return
-        suggestions = self.recognizer.suggest(turn.text, 3)
+        suggestions = self.safe_suggestions(turn, turn.text)
         reply = "I didn't understand that."
         if unavailable:
             reply = f"I didn't understand that, and {unavailable}"
@@ -698,6 +726,9 @@ class Kommandant:
         except CallTimeout:
             text = f"The {tool.agent} agent did not answer within {settings.call_timeout:g} s; is it running?"
             ok, structured, agent, summary = False, None, tool.agent, text
+        except NoWorker as err:  # nobody serves the agent: said at once, with the command that starts one
+            text = f"The {tool.agent} agent is not running. {err}"
+            ok, structured, agent, summary = False, None, tool.agent, text
         except BusError as err:
             text = f"Could not reach the {tool.agent} agent: {err}"
             ok, structured, agent, summary = False, None, tool.agent, text
@@ -706,6 +737,7 @@ class Kommandant:
             structured = result.result.structuredContent
             summary = tool.auditable_result(text)  # the agent's words may echo what is private
         duration = (time.perf_counter() - started) * 1000
+        tool_call_finished(tool.name, ok, duration / 1000, call.call_id)
         audit.record(
             "tool_result",
             tool=tool.name,
@@ -784,6 +816,52 @@ class Kommandant:
             if isinstance(e, ReplyDelta)
         ]
         return ReplyDone(" ".join(replies))
+
+    def safe_suggestions(self, turn: Turn, text: str, limit: int = 3) -> list[str]:
+        """Up to ``limit`` example sentences closest to ``text`` that this person may run without anyone's
+        approval: a suggestion is clicked without a second thought, so never a dangerous one."""
+        safe: list[str] = []
+        for example in self.recognizer.suggest(text, 4 * limit):
+            tools = [m.tool for m in self.recognizer.recognize(example)]
+            if tools and all(
+                name in self.services.catalog
+                and policy.decide(self.services.catalog.get(name), turn.role).verdict is policy.Verdict.RUN
+                for name in tools
+            ):
+                safe.append(example)
+            if len(safe) >= limit:
+                break
+        return safe
+
+    async def describe_call(
+        self, tool_name: str, arguments: dict[str, Any], turn: Turn, *, requested_by: str | None = None
+    ) -> str:
+        """What a call would do, in words, for an approval card: the owning agent's ``describe`` read tool
+        when it serves one (as ``turn``'s person: same policy and audit), else the tool's own description
+        with the arguments. A private describer (memory: it names the caller's own facts) is asked only
+        when ``turn``'s person made the request (``requested_by``, when known): for anyone else it would
+        describe their own data, not the requester's."""
+        from tools.builtin.system import CallDescription, describe_tool_name
+
+        tool = self.services.catalog.get(tool_name)
+        describer = describe_tool_name(tool.agent)
+        own = requested_by in (None, turn.user)
+        if describer in self.services.catalog and (
+            own or not self.services.catalog.get(describer).result_is_private
+        ):
+            async for event in self.run_tool(
+                self.services.catalog.get(describer), {"tool": tool_name, "arguments": arguments}, turn
+            ):
+                if isinstance(event, ToolFinished) and event.ok and event.structured:
+                    text = CallDescription.model_validate(event.structured).text
+                    if text:
+                        return text
+        said = ", ".join(
+            f"{name} “{value}”" for name, value in arguments.items() if isinstance(value, str | int | float)
+        )
+        action = tool.description.rstrip(".")
+        action = action[:1].lower() + action[1:]
+        return f"{action} ({said})" if said else action
 
     def _context(self, turn: Turn) -> ConversationContext:
         key = (turn.user, turn.thread)

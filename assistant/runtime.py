@@ -24,9 +24,11 @@ class Runtime:
     """``async with Runtime(settings) as rt:`` opens everything a front door needs; leaving closes it.
 
     ``agents``: which built-in agents to run here. Default: all of them in embedded mode (no
-    ``KOMMANDANT_AMQP_URL``), none in distributed mode, where ``kommandant worker`` runs them.
-    ``warm_embeddings``: start loading the embedding model in the background now (long-running servers;
-    a one-shot ``ask`` leaves it off so a template command never waits for torch).
+    ``KOMMANDANT_AMQP_URL``), none in distributed mode, where ``kommandant worker`` runs them (unless
+    ``settings.agents_in_process``: ``kommandant up --agents-here``).
+    ``warm_embeddings``: start loading the embedding model in the background now, and warm the LLM
+    fallback when one is configured (its tool index, and a one-token request that loads the model)
+    (long-running servers; a one-shot ``ask`` leaves it off so a template command never waits for torch).
     ``scheduler``: fire due schedules from this process (``kommandant up`` and ``kommandant scheduler``;
     any number of processes may, each occurrence runs once).
     """
@@ -42,7 +44,7 @@ class Runtime:
     ) -> None:
         self.settings = settings
         if agents is None:
-            agents = BUILTIN_AGENTS if settings.embedded else ()
+            agents = BUILTIN_AGENTS if settings.embedded or settings.agents_in_process else ()
         unknown = sorted(set(agents) - set(BUILTIN_AGENTS))
         if unknown:
             raise ValueError(
@@ -95,6 +97,8 @@ class Runtime:
             fallback = LLMFallback(settings, self.services)
         if self._warm_embeddings:
             embedder_from_settings(settings).warm()
+            if fallback is not None:  # the LLM's tool index and the model load now, not on first use
+                stack.callback(fallback.warm().cancel)
         self.kommandant = Kommandant(
             self.services, Recognizer(catalog, timezone=settings.timezone), fallback=fallback
         )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from assistant.events import Event, Failed, Heard, ReplyDone, Role, Turn
 from settings import Settings
+from telemetry.metrics import transcription_timer
 from voice import (
     AudioError,
     Bias,
@@ -106,8 +107,9 @@ class VoiceTurns:
 
     async def transcribe(self, samples: Samples, *, user: str) -> Transcript:
         """The transcript of one utterance, biased toward what this user can say."""
-        engine = await self.transcriber()
-        return await engine.transcribe(samples, bias=await self.bias(user))
+        engine, bias = await self.transcriber(), await self.bias(user)
+        with transcription_timer("vosk" if self.config.stt == "vosk" else "whisper"):  # create_transcriber's
+            return await engine.transcribe(samples, bias=bias)
 
     async def listener(self, *, rate: int, user: str) -> Listener:
         """A live-stream collector for one utterance from a microphone delivering PCM16 at ``rate``."""

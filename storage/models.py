@@ -590,3 +590,94 @@ class StagedUpload(Base):
 
 Index("ix_staged_uploads_created_at", StagedUpload.created_at)
 """Finding stale staged uploads (a front door that staged a file and never asked for it to be ingested)."""
+
+
+# --- Notion knowledge sync (issue 20) ---
+
+
+class NotionSource(Base):
+    """One configured Notion data source or page and how its last syncs went (``kommandant doctor``)."""
+
+    __tablename__ = "notion_sources"
+    source_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # data_source | page
+    cursor: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """The newest ``last_edited_time`` imported: the next sync asks from a little before it."""
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_ok_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reconciled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    removed: Mapped[int] = mapped_column(Integer, default=0)
+    conflicts: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[list[Any]] = mapped_column(default=list)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class NotionPage(Base):
+    """A Notion page imported into the knowledge base: which entry holds it and which version it is."""
+
+    __tablename__ = "notion_pages"
+    page_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    source_id: Mapped[str] = mapped_column(
+        ForeignKey("notion_sources.source_id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(2000))
+    title: Mapped[str] = mapped_column(String(500))
+    last_edited_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    entry_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("knowledge_entries.id", ondelete="SET NULL"), index=True
+    )
+    synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PanelEvent(Base):
+    """One event of the control panel's live stream; its id is the stream's ``Last-Event-ID``.
+
+    Filled by a trigger on ``audit_log`` (migration 0011) and by the panel's recorder (bus-only events).
+    """
+
+    __tablename__ = "panel_events"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    owner: Mapped[str | None] = mapped_column(String(200))
+    """Whose event it is (who may see it besides admins); NULL: a system event everyone may see."""
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=sql_text("'{}'::jsonb"))
+    dedupe: Mapped[str | None] = mapped_column(String(300))
+
+    __table_args__ = (
+        UniqueConstraint("dedupe", name="uq_panel_events_dedupe"),
+        Index("ix_panel_events_kind_id", "kind", "id"),
+    )
+
+
+# --- connectors: Slack and webhooks (issue 20) ---
+
+
+class SlackUser(Base):
+    """A Slack user mapped to a Kommandant account (``kommandant slack map``): their turns run as it."""
+
+    __tablename__ = "slack_users"
+    slack_user_id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    account: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    """The role when the account is no web account (a web account's own, current role wins)."""
+    created_at: Mapped[datetime] = _created()
+
+
+class ConnectorDelivery(Base):
+    """An inbound delivery seen once (a Slack ``event_id``, a webhook delivery id) or an outbound message
+    sent once (a reminder to Slack): the insert that loses the race runs nothing."""
+
+    __tablename__ = "connector_deliveries"
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime] = _created()
+
+
+Index("ix_connector_deliveries_received_at", ConnectorDelivery.received_at)
+"""Forgetting old delivery ids (platforms retry within minutes, not weeks)."""

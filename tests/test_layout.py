@@ -11,9 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("assistant", "intents", "tools", "bus", "agents", "embeddings", "mcp_server", "voice", "storage")
+PACKAGES = (
+    "assistant", "intents", "tools", "bus", "agents", "embeddings", "mcp_server", "voice", "storage",
+    "telemetry", "connectors",
+)  # fmt: skip
 MODULES = ("settings",)
-NEVER_IMPORT_ASSISTANT = ("bus", "agents", "tools", "intents", "voice", "storage", "embeddings")
+NEVER_IMPORT_ASSISTANT = ("bus", "agents", "tools", "intents", "voice", "storage", "embeddings", "telemetry")
 
 
 def _modules() -> dict[str, Path]:
@@ -58,6 +61,19 @@ def test_lower_packages_never_import_the_assistant() -> None:
         if name.split(".")[0] in NEVER_IMPORT_ASSISTANT
         for target, line in _imports(path, known)
         if target.split(".")[0] == "assistant"
+    ]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_agents_never_import_connectors() -> None:
+    """Connectors are front doors; the agents behind them (notion, slack) serve tools from the bus."""
+    known = _modules()
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line} imports {target}"
+        for name, path in known.items()
+        if name.split(".")[0] == "agents"
+        for target, line in _imports(path, known)
+        if target.split(".")[0] == "connectors"
     ]
     assert not offenders, "\n".join(offenders)
 

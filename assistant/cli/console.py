@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Iterable
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -103,25 +103,24 @@ def load_settings() -> Settings:
         fail(f"The setting KOMMANDANT_{where.upper()} is not valid: {first['msg']}.")
     from assistant.cli.secrets import configured_secrets
 
-    setup_logging(settings.log_level, configured_secrets(settings))
+    setup_logging(settings.log_level, configured_secrets(settings), settings.log_format)
     return settings
 
 
-def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
-    """Plain logging to stderr at the configured level (rich tracebacks only in DEBUG), with ``secrets``
+def setup_logging(
+    level: str, secrets: Iterable[str] = (), log_format: Literal["text", "json"] = "text"
+) -> None:
+    """Logging to stderr at the configured level: readable lines (rich tracebacks only in DEBUG), or one
+    JSON object per record with the turn, call, agent and user ids (``log_format="json"``); ``secrets``
     (the configured passwords and keys) masked in every record, whichever logger writes it."""
     from rich.logging import RichHandler
 
     from assistant.cli.secrets import mask_secrets_in_logs
+    from telemetry.logs import setup_log_format
 
     mask_secrets_in_logs(secrets)
-
-    logging.basicConfig(
-        level=level,
-        format="%(name)s: %(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=level == "DEBUG")],
-        force=True,
-    )
+    text = RichHandler(console=err_console, show_path=False, rich_tracebacks=level == "DEBUG")
+    setup_log_format(log_format, level, text)
     import warnings
 
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")

@@ -140,10 +140,81 @@ async def check_llm(settings: Settings) -> Check:
     return Check("llm", "ok", f"{settings.llm_model} at {settings.ollama_url}")
 
 
+async def check_notion(settings: Settings) -> list[Check]:
+    """Reach Notion with the token, and say how each configured source's last sync went."""
+    if settings.notion_token is None:
+        return [Check("notion", "off", "KOMMANDANT_NOTION_TOKEN is unset: no Notion sync")]
+    from connectors.base import HealthState
+    from connectors.notion import NotionConnector
+    from storage import Database, StorageError
+    from storage.notion import NotionRepository
+
+    connector = NotionConnector(settings)
+    try:
+        health = await connector.health()
+    finally:
+        await connector.stop()
+    checks = [
+        Check("notion", "ok", f"{settings.notion_base_url}: {health.detail}")
+        if health.state is HealthState.UP
+        else Check(
+            "notion", "fail", health.detail, "check KOMMANDANT_NOTION_TOKEN and KOMMANDANT_NOTION_BASE_URL"
+        )
+    ]
+    try:
+        async with Database.from_settings(settings, migrate=False) as db:
+            statuses = {s.source_id: s for s in await NotionRepository(db.sessionmaker).statuses()}
+    except StorageError:
+        return checks  # the database check above says what is wrong
+    from agents.notion.client import notion_id
+
+    for ref in (*settings.notion_data_sources, *settings.notion_pages):
+        status = statuses.get(notion_id(ref))
+        name = f"notion sync {ref[:13]}"
+        if status is None or status.last_run_at is None:
+            checks.append(Check(name, "warn", "never synced", "run: kommandant notion sync"))
+            continue
+        when = status.last_run_at.strftime("%Y-%m-%d %H:%M UTC")
+        detail = (
+            f"last run {when}: {status.pages} pages, {status.imported} imported, {status.removed} removed"
+        )
+        if status.conflicts:
+            detail += f", {status.conflicts} write-back conflicts"
+        if status.errors:
+            checks.append(Check(name, "warn", f"{detail}; {status.errors[-1]}", "see docs/notion.md"))
+        else:
+            checks.append(Check(name, "ok", detail))
+    return checks
+
+
+async def check_llm_speed(settings: Settings) -> Check:
+    """Time the configured model (first token, tokens per second) and say whether a fallback turn fits
+    in KOMMANDANT_LLM_TIMEOUT."""
+    from assistant.llm import LLMUnavailableError, measure
+
+    try:
+        speed = await measure(settings)
+    except LLMUnavailableError as err:
+        return Check("llm speed", "warn", str(err), "see the llm line above")
+    needed = speed.fallback_seconds()
+    detail = (
+        f"first token {speed.first_token:.1f} s, {speed.tokens_per_second:.1f} tokens/s: a fallback turn "
+        f"takes about {needed:.0f} s of the {settings.llm_timeout:g} s KOMMANDANT_LLM_TIMEOUT"
+    )
+    if needed <= settings.llm_timeout:
+        return Check("llm speed", "ok", detail)
+    fix = f"set KOMMANDANT_LLM_TIMEOUT={needed * 1.5:.0f}, or use a smaller or faster model"
+    return Check("llm speed", "warn", detail + " (too slow)", fix)
+
+
 async def run_checks(settings: Settings) -> list[Check]:
     """Every check, in the order a person would fix things."""
     checks = await check_database(settings)
     checks.append(await check_broker(settings))
     checks.extend(check_models())
-    checks.append(await check_llm(settings))
+    llm = await check_llm(settings)
+    checks.append(llm)
+    if llm.status == "ok":  # reachable (or a provider checked on first use): how fast it answers here
+        checks.append(await check_llm_speed(settings))
+    checks.extend(await check_notion(settings))
     return checks

@@ -69,6 +69,7 @@ def parse(
 
     from intents import Recognizer
     from tools import builtin_catalog
+    from voice import normalize_transcript
 
     recognizer = Recognizer(builtin_catalog(), timezone=settings.timezone)
     lists = None if offline else run(_live_lists(settings, user))
@@ -76,7 +77,8 @@ def parse(
     lines = (line.rstrip("\n") for line in sys.stdin) if text == "-" else iter([text])
     for line in lines:
         now = datetime.now(ZoneInfo(settings.timezone))
-        matches = [m.to_json() for m in recognize(line, lists=lists, now=now)]
+        said = normalize_transcript(line) if heard else line  # as a voice turn reads a transcript
+        matches = [m.to_json() for m in recognize(said, lists=lists, now=now)]
         if as_json or text == "-":
             sys.stdout.write(json.dumps(matches, ensure_ascii=False) + "\n")
             sys.stdout.flush()
@@ -319,6 +321,7 @@ def worker(
 
         from agents.mcp_bridge import BridgeError, attach
         from assistant.runtime import Runtime
+        from assistant.web.metrics import serve_metrics
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -328,14 +331,54 @@ def worker(
         async with Runtime(settings, agents=names, warm_embeddings=embeds) as rt, AsyncExitStack() as bridges:
             assert rt.services is not None
             served = list(names)
+            workers = list(rt.workers)
             for target in mcp:
                 try:
                     bridge = await bridges.enter_async_context(attach(rt.services, target, name=mcp_name))
                 except (BridgeError, OSError) as err:
                     fail(f"Could not attach the MCP server {target!r}: {err}")
+                workers.append(bridge)
                 served.append(f"{bridge.agent.name} ({len(bridge.agent.handlers)} tools from {target})")
-            console.print(f"Serving {', '.join(served)}; Ctrl-C stops after the calls under way.")
-            await stop.wait()
+            grace = settings.worker_stop_grace
+            console.print(
+                f"Serving {', '.join(served)}; Ctrl-C or SIGTERM stops taking calls and finishes those "
+                f"under way (up to {grace:g} s)."
+            )
+            async with serve_metrics(settings, rt.services):  # /metrics on KOMMANDANT_METRICS_PORT, if set
+                await stop.wait()
+                # Every agent stops taking calls at once and drains in parallel: one shared grace period.
+                await asyncio.gather(*(w.stop(grace) for w in workers))
         console.print("Stopped.")
 
     run(go())
+
+
+def start_worker_processes(agents: list[str]) -> list[Any]:
+    """``kommandant up --workers``: one ``kommandant worker <agent>`` process per agent, on the same
+    settings (environment and ``.env``) as this one. Returns the ``subprocess.Popen`` objects."""
+    import subprocess
+
+    return [subprocess.Popen([sys.executable, "-m", "assistant.cli", "worker", agent]) for agent in agents]
+
+
+def exit_on_sigterm(signum: int, frame: Any) -> None:
+    """A SIGTERM handler: leave through ``SystemExit(0)``, so ``finally`` blocks still run."""
+    raise SystemExit(0)
+
+
+def stop_worker_processes(processes: list[Any], grace: float) -> None:
+    """SIGTERM every worker (each finishes its calls under way within ``grace`` s), then SIGKILL any
+    still running a few seconds after that."""
+    import subprocess
+    import time
+
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    give_up = time.monotonic() + grace + 5
+    for process in processes:
+        try:
+            process.wait(timeout=max(give_up - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

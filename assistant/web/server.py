@@ -144,7 +144,9 @@ def create_app(settings: Settings) -> FastAPI:
                 _auth = None
                 _sessions = _logins = None
 
-    app = FastAPI(title="Kommandant", lifespan=lifespan)
+    # No Swagger UI / ReDoc pages: FastAPI's default ones load their scripts from a CDN (a blank page
+    # offline, and refused by our Content-Security-Policy anyway).
+    app = FastAPI(title="Kommandant", lifespan=lifespan, docs_url=None, redoc_url=None)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -175,9 +177,17 @@ def create_app(settings: Settings) -> FastAPI:
     # --- end MCP ---
 
     # --- control panel: /api, /api/events, /metrics, /dashboard (issue 19) ---
+    from assistant.web.metrics import mount_metrics
+    from assistant.web.panel import mount_control_panel
+
+    mount_metrics(app, settings, runtime)
+    mount_control_panel(app, settings, runtime, sessions=lambda: _sessions, web_auth=lambda: _auth)
     # --- end control panel ---
 
     # --- connectors: /slack/events, /hooks/{name} (issue 20) ---
+    from connectors.web import mount as mount_connectors
+
+    mount_connectors(app, settings, runtime)  # the connector registry starts in the lifespan
     # --- end connectors ---
 
     from chainlit.server import app as chainlit_app
@@ -322,4 +332,5 @@ def serve(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         lifespan="on",
         proxy_headers=False,  # create_app trusts KOMMANDANT_TRUSTED_PROXIES only, not 127.0.0.1
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,  # json: ours
     )

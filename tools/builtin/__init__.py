@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.builtin import approvals, bots, knowledge, memory, reminders, schedules, system
+from tools.builtin import approvals, bots, knowledge, memory, notion, reminders, schedules, slack, system
 from tools.builtin.base import ToolInput, ToolOutput
 from tools.builtin.schedules import Recurrence
 from tools.catalog import Catalog
@@ -23,6 +23,8 @@ BUILTIN_TOOLS: tuple[ToolDefinition, ...] = (
     *schedules.TOOLS,
     *system.TOOLS,
     *approvals.TOOLS,
+    *notion.TOOLS,
+    *slack.TOOLS,
 )
 
 
