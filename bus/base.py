@@ -124,6 +124,11 @@ class Bus(ABC):
         """
 
     @abstractmethod
+    async def queue_depths(self, agents: Iterable[str]) -> dict[str, int]:
+        """Messages waiting on each of these agents' queues, not yet taken by a worker (0 for an agent
+        whose queue holds none or does not exist yet); one entry per agent asked about."""
+
+    @abstractmethod
     async def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
         """The dead letters, oldest first, without removing them."""
 

@@ -171,6 +171,10 @@ class LocalBus(Bus):
         self._check_started()
         self._queue(agent).put_nowait(_Delivery(body, message_id or uuid4().hex))
 
+    async def queue_depths(self, agents: Iterable[str]) -> dict[str, int]:
+        """Deliveries waiting in the in-process queues (a serving takes them off as it starts each one)."""
+        return {agent: self._queues[agent].qsize() if agent in self._queues else 0 for agent in agents}
+
     async def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
         """The in-memory dead letters, oldest first."""
         return [self._describe(letter) for letter in self._dlq[:limit]]

@@ -314,6 +314,24 @@ class RabbitBus(Bus):
         result = queue.declaration_result
         return int(result.consumer_count or 0) if result is not None else 0
 
+    async def queue_depths(self, agents: Iterable[str]) -> dict[str, int]:
+        """The broker's ready-message count of each agent queue, from a declare with the queue's own
+        arguments on this bus's channel (as ``_consumer_count`` does: it never closes the channel, and it
+        leaves an empty durable queue behind for an agent that had none, as its first call would)."""
+        channel = self._ready_channel()
+        depths: dict[str, int] = {}
+        for agent in agents:
+            self.known_agents.add(agent)  # its queue exists now, so whoever deletes the topology deletes it
+            queue = await channel.declare_queue(
+                self.topology.agent_queue(agent),
+                durable=True,
+                arguments=self.topology.queue_arguments(),
+                robust=False,
+            )
+            result = queue.declaration_result
+            depths[agent] = int(result.message_count or 0) if result is not None else 0
+        return depths
+
     def _no_worker(self, agent: str) -> NoWorker:
         return NoWorker(
             agent,

@@ -15,7 +15,7 @@ from assistant.cli.console import console, fail, load_settings, run
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from assistant.web.auth import Handover
+    from storage.handover import Handover
     from storage.web_accounts import WebAccountRepository
 
 T = TypeVar("T")
@@ -155,21 +155,23 @@ def _ask_take_local(local: Handover, username: str) -> bool:
 
 async def _first_account_holdings(sessionmaker: async_sessionmaker[AsyncSession]) -> Handover | None:
     """What the local admin has, when no account exists yet and it has anything; else None."""
-    from assistant.web.auth import local_holdings
+    from assistant.web.auth import LOCAL_USER
+    from storage.handover import local_holdings
     from storage.web_accounts import WebAccountRepository
 
     if await WebAccountRepository(sessionmaker).count():
         return None
-    held = await local_holdings(sessionmaker)
+    held = await local_holdings(sessionmaker, LOCAL_USER)
     return None if held.empty else held
 
 
 async def _hand_over(sessionmaker: async_sessionmaker[AsyncSession], username: str) -> Handover:
     """Move the local admin's things to ``username`` and audit it (counts only)."""
-    from assistant.web.auth import hand_over_local
+    from assistant.web.auth import LOCAL_USER
     from storage.audit import AuditLog
+    from storage.handover import hand_over_local
 
-    moved = await hand_over_local(sessionmaker, username)
+    moved = await hand_over_local(sessionmaker, LOCAL_USER, username)
     data = {"username": username, **{k: str(v) for k, v in asdict(moved).items()}}
     await AuditLog(sessionmaker).append("local_admin_handed_over", actor="cli", channel="cli", data=data)
     return moved

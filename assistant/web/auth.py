@@ -13,7 +13,7 @@ page on another site, another local port or a DNS name rebound to 127.0.0.1 (``a
 
 Every login starts a session that can end (``assistant.web.sessions``); password logins are throttled
 (``assistant.web.login``). Creating the first account can hand the local admin's threads, memories,
-reminders and schedules to it (``hand_over_local``; ``kommandant users add`` asks).
+reminders and schedules to it (``storage.handover``; ``kommandant users add`` asks).
 """
 
 from __future__ import annotations
@@ -24,10 +24,6 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistant.events import Role
 from assistant.web.hosts import HostPolicy
@@ -145,79 +141,3 @@ class WebAuth:
 
 def _identity(account: WebAccountRecord, provider: str) -> Identity:
     return Identity(account.username, account.role, provider)
-
-
-@dataclass(frozen=True, slots=True)
-class Handover:
-    """What the local admin of the automatic login owns: chat threads, memories, reminders, schedules."""
-
-    threads: int = 0
-    memories: int = 0
-    reminders: int = 0
-    schedules: int = 0
-
-    @property
-    def empty(self) -> bool:
-        """Nothing to hand over."""
-        return not (self.threads or self.memories or self.reminders or self.schedules)
-
-    def describe(self) -> str:
-        """E.g. "3 chat threads, 1 memory and 2 reminders" (the kinds there are)."""
-        parts = [
-            f"{count} {one if count == 1 else many}"
-            for count, one, many in (
-                (self.threads, "chat thread", "chat threads"),
-                (self.memories, "memory", "memories"),
-                (self.reminders, "reminder", "reminders"),
-                (self.schedules, "schedule", "schedules"),
-            )
-            if count
-        ]
-        return ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else "".join(parts)
-
-
-async def local_holdings(sessionmaker: async_sessionmaker[AsyncSession]) -> Handover:
-    """What the local admin owns now (counted, nothing changes)."""
-    from storage.models import ChainlitThread, Memory, Reminder, Schedule
-
-    async with sessionmaker() as session:
-
-        async def count(column: Any) -> int:
-            return int(await session.scalar(select(func.count()).where(column == LOCAL_USER)) or 0)
-
-        return Handover(
-            threads=await count(ChainlitThread.user_identifier),
-            memories=await count(Memory.user_id),
-            reminders=await count(Reminder.user_id),
-            schedules=await count(Schedule.owner),
-        )
-
-
-async def hand_over_local(sessionmaker: async_sessionmaker[AsyncSession], username: str) -> Handover:
-    """Give the first account what the local admin had (chat threads, memories, reminders, schedules),
-    in one transaction; returns what moved. The audit trail keeps its rows as they were written: it
-    is a record of who did what, under which name."""
-    from storage.models import ChainlitThread, ChainlitUser, Memory, Reminder, Schedule
-
-    async with sessionmaker() as session, session.begin():
-        local = await session.scalar(select(ChainlitUser).where(ChainlitUser.identifier == LOCAL_USER))
-        person = await session.scalar(select(ChainlitUser).where(ChainlitUser.identifier == username))
-        if local is not None and person is None:
-            local.identifier = username  # Chainlit finds this row (and its threads) at the first login
-        elif local is not None and person is not None:
-            await session.execute(
-                update(ChainlitThread).where(ChainlitThread.user_id == local.id).values(user_id=person.id)
-            )
-            await session.delete(local)
-        moved = []
-        for column, model in (
-            (ChainlitThread.user_identifier, ChainlitThread),
-            (Memory.user_id, Memory),
-            (Reminder.user_id, Reminder),
-            (Schedule.owner, Schedule),
-        ):
-            result = await session.execute(
-                update(model).where(column == LOCAL_USER).values({column: username})
-            )
-            moved.append(int(result.rowcount or 0))  # type: ignore[attr-defined]
-    return Handover(*moved)
