@@ -40,6 +40,7 @@ from storage.audit_key import audit_key
 from storage.errors import StorageError
 from storage.lists import live_names
 from storage.records import ApprovalRecord
+from telemetry.logs import current_ids
 from telemetry.metrics import observe_turn, tool_call_finished
 from tools import EntityKind, Risk, ToolDefinition, private_digest
 from tools.builtin.approvals import ApprovalDecision, approval_position
@@ -94,9 +95,13 @@ class TurnAudit:
     def __init__(self, log: AuditLog, turn: Turn) -> None:
         self._log, self._turn = log, turn
         self._pending: list[AuditDraft] = []
+        # The turn id the logs carry (set by ``observe_turn``), so log lines and audit rows can be joined.
+        self._turn_id = current_ids().get("turn")
 
     def record(self, kind: str, *, tool: str | None = None, data: dict[str, Any]) -> None:
         turn = self._turn
+        if self._turn_id is not None:
+            data = {**data, "turn_id": self._turn_id}
         self._pending.append(
             AuditDraft(
                 kind=kind, actor=turn.user, channel=turn.channel, thread_id=turn.thread, tool=tool, data=data

@@ -322,12 +322,17 @@ class RabbitBus(Bus):
         depths: dict[str, int] = {}
         for agent in agents:
             self.known_agents.add(agent)  # its queue exists now, so whoever deletes the topology deletes it
-            queue = await channel.declare_queue(
-                self.topology.agent_queue(agent),
-                durable=True,
-                arguments=self.topology.queue_arguments(),
-                robust=False,
-            )
+            try:
+                queue = await channel.declare_queue(
+                    self.topology.agent_queue(agent),
+                    durable=True,
+                    arguments=self.topology.queue_arguments(),
+                    robust=False,
+                )
+            except _LINK_ERRORS as err:
+                raise BusUnavailable(
+                    f"The broker did not say how many calls wait for {agent}: {err}"
+                ) from err
             result = queue.declaration_result
             depths[agent] = int(result.message_count or 0) if result is not None else 0
         return depths

@@ -178,7 +178,7 @@ async def _bus_families(services: Services) -> list[Metric]:
         "Calls waiting in an agent's queue, not yet taken by a worker.",
         labels=["agent"],
     )
-    for agent, waiting in (await _queue_depths(services, agents)).items():
+    for agent, waiting in (await services.bus.queue_depths(agents)).items():
         depth.add_metric([agent], float(waiting))
     letters = Counter(letter.agent or "unknown" for letter in await services.bus.dead_letters(DLQ_SCAN))
     dead = GaugeMetricFamily(
@@ -189,34 +189,6 @@ async def _bus_families(services: Services) -> list[Metric]:
     for agent in sorted(set(agents) | set(letters)):
         dead.add_metric([agent], float(letters.get(agent, 0)))
     return [depth, dead]
-
-
-async def _queue_depths(services: Services, agents: list[str]) -> dict[str, int]:
-    """Messages waiting per agent queue: RabbitMQ's count from a passive declare (an agent whose queue
-    does not exist yet has none), or the in-process bus's queues."""
-    from bus import LocalBus, RabbitBus
-
-    bus = services.bus
-    if isinstance(bus, LocalBus):
-        queues = bus._queues  # the in-process bus has no broker to ask; its queues are these
-        return {agent: queues[agent].qsize() if agent in queues else 0 for agent in agents}
-    if not isinstance(bus, RabbitBus) or services.settings.amqp_url is None:
-        return {}
-    import aio_pika
-    from aio_pika.exceptions import ChannelClosed
-
-    depths: dict[str, int] = {}
-    connection = await aio_pika.connect(services.settings.amqp_url.get_secret_value(), timeout=SOURCE_TIMEOUT)
-    async with connection:
-        channel = await connection.channel(publisher_confirms=False)
-        for agent in agents:
-            try:
-                queue = await channel.declare_queue(bus.topology.agent_queue(agent), passive=True)
-            except ChannelClosed:  # no such queue: the broker closed the channel, so open another
-                channel = await connection.channel(publisher_confirms=False)
-                continue
-            depths[agent] = int(queue.declaration_result.message_count or 0)
-    return depths
 
 
 def _refusal(request: Request, settings: Settings) -> Response | None:

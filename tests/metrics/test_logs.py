@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -91,3 +92,23 @@ def test_secrets_stay_masked_in_json_lines(json_lines: io.StringIO) -> None:
     lines = [line for line in _parsed(json_lines) if line["logger"] == "tests.secrets"]
     assert lines[0]["message"] == "connecting with amqp://u:***@h/"
     assert "ValueError: bad password ***" in lines[1]["exc"]
+
+
+async def test_audit_rows_of_a_turn_carry_the_turn_id_its_log_lines_carry(
+    runtime: Runtime, json_lines: io.StringIO
+) -> None:
+    assert runtime.kommandant is not None and runtime.services is not None
+    front = logging.getLogger("tests.front_door")
+    user = f"ann-audit-{uuid.uuid4().hex[:8]}"
+    for text in ("status", "show my schedules"):
+        async for event in runtime.kommandant.handle(Turn(text=text, user=user, channel="cli", role="admin")):
+            front.info("showing %s", type(event).__name__)
+
+    logged = [line["turn"] for line in _parsed(json_lines) if line["logger"] == "tests.front_door"]
+    rows = [row for row in await runtime.services.audit.tail(50, owner=user) if row.actor == user]
+    by_turn: dict[str, list[str]] = {}
+    for row in rows:
+        by_turn.setdefault((row.data or {})["turn_id"], []).append(row.kind)
+    # the two turns' ids join their log lines to their audit rows, one id per turn
+    assert list(by_turn) == list(dict.fromkeys(logged)) and len(by_turn) == 2
+    assert all(kinds[0] == "turn" and len(kinds) > 1 for kinds in by_turn.values()), by_turn

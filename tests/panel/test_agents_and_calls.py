@@ -78,6 +78,7 @@ def test_agents_show_in_flight_calls_and_load_and_new_calls_show_at_once(panel_s
         system = agents[found[0]["agent"]]
         assert system["calls_last_minute"] >= 1 and system["load"] > 0
         assert system["load_per_instance"] == pytest.approx(system["load"] / system["instances"], abs=1e-6)
+        assert system["queue_depth"] == 0  # asked of the bus (None when it cannot answer); nothing waits
         before = system["in_flight"]
         run_async(_dispatch(panel_server.database_url, system["name"], uuid.uuid4().hex))
         agents = {a["name"]: a for a in client.get("/api/agents").json()["agents"]}

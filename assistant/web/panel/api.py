@@ -12,6 +12,7 @@ the role aliases (``viewer``, ``admin``) are local to ``build_router``.
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -52,6 +53,7 @@ from assistant.web.panel.models import (
     TurnRequest,
     TurnResponse,
 )
+from bus import Bus, BusError
 from bus.messages import DeadLetter
 from storage.audit import VerifyReport
 from storage.events import CallInfo
@@ -69,6 +71,8 @@ if TYPE_CHECKING:
     from assistant.kommandant import Kommandant
     from assistant.runtime import Runtime
 
+log = logging.getLogger(__name__)
+
 API_CHANNEL = "api"
 """The channel of turns and actions sent to the API."""
 PANEL_CHANNEL = "panel"
@@ -79,6 +83,8 @@ CALLS_SECONDS = 1.0
 """How long one person's page of calls is reused while no new event arrived (every dashboard polls it)."""
 LOAD_WINDOW = timedelta(minutes=1)
 """The window an agent's load is averaged over."""
+QUEUE_DEPTH_SECONDS = 2.0
+"""How long the agents view waits for the bus to count the calls waiting per agent."""
 MAX_ID = 2**63 - 1
 """The largest event id (a Postgres bigint)."""
 NAME = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.\-]*$")]
@@ -264,6 +270,7 @@ class Panel:
         loads = await self.hub.events.agent_load(
             call_timeout=timedelta(seconds=services.settings.call_timeout), window=LOAD_WINDOW
         )
+        depths = await self._queue_depths(services.bus, [agent.name for agent in status.agents])
         agents = []
         for agent in status.agents:
             known = loads.get(agent.name)
@@ -275,9 +282,21 @@ class Panel:
                     calls_last_minute=known.finished if known else 0,
                     load=round(load, 6),
                     load_per_instance=round(load / agent.instances, 6) if agent.instances else None,
+                    queue_depth=depths.get(agent.name),
                 )
             )
         return AgentsView(agents=agents)
+
+    @staticmethod
+    async def _queue_depths(bus: Bus, agents: list[str]) -> dict[str, int]:
+        """Calls waiting per agent queue; none when the broker does not answer in time (the rest of the
+        view is still worth showing, so the depths are left empty rather than failing the request)."""
+        try:
+            async with asyncio.timeout(QUEUE_DEPTH_SECONDS):
+                return await bus.queue_depths(agents)
+        except (TimeoutError, BusError) as err:
+            log.warning("agents view: no queue depths from the bus: %s", err)
+            return {}
 
     def _runtime_bus(self) -> Any:
         services = self._runtime().services

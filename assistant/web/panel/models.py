@@ -80,11 +80,16 @@ class AgentInfo(AgentStatus):
     load_per_instance: float | None = Field(
         default=None, ge=0, description="``load`` divided by its replicas (None when none is serving)."
     )
+    queue_depth: int | None = Field(
+        default=None,
+        ge=0,
+        description="Calls waiting on its bus queue, not yet taken by a worker (None when the bus could "
+        "not be asked; the same figure as ``kommandant_queue_depth`` on ``/metrics``).",
+    )
 
 
 class AgentsView(BaseModel):
-    """Every agent the registry knows, with its in-flight calls and load. Queue depth per agent is on
-    ``/metrics`` (``kommandant_queue_depth``): the bus has no public way to ask for it."""
+    """Every agent the registry knows, with its in-flight calls, load and calls waiting on its queue."""
 
     agents: list[AgentInfo] = Field(default_factory=list, description="The known agents.")
 
