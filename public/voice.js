@@ -3,6 +3,9 @@
 // 1. Spoken replies play one at a time: each reply is one audio element (assistant/web/speak.py); when
 //    a second one starts while the first still plays, it waits its turn instead of talking over it.
 //    A "Stop speaking" button shows while a reply plays; it stops it and drops the waiting ones.
+//    With the microphone on, replies stream through Chainlit's own player (its global WavStreamPlayer:
+//    an audio worklet, no audio element): the button shows while that plays too, and interrupts it
+//    (the player then drops the rest of that reply's track, as on Chainlit's own "audio_interrupt").
 // 2. Whether speech input works here: the server says so at chat start (a window message from
 //    assistant/web/microphone.py, `announce_voice`); when it does not, the page says how to enable it,
 //    once per browser (a dismissible note), and marks <html data-kommandant-voice="unavailable">.
@@ -43,11 +46,53 @@
     try { audio.pause(); } finally { stopping = false; }
   }
 
+  const players = new Set(); // Chainlit's stream players that have played a reply here
+
+  function streaming() {
+    for (const player of players) if (player.stream) return true;
+    return false;
+  }
+
   function stopAll() {
     for (const waiting of queue.splice(0)) pauseHere(waiting);
     if (current) pauseHere(current);
     current = null;
+    for (const player of players) if (player.stream) player.interrupt();
     showStop(false);
+  }
+
+  // Chainlit's stream player, patched once it exists: every chunk it takes shows the button, and the
+  // worklet's "stop" (the track ran out, or was interrupted) hides it when nothing else plays.
+  function watchPlayer(Player) {
+    if (typeof Player !== "function" || Player.prototype.kommandantWatched) return;
+    Player.prototype.kommandantWatched = true;
+    const add = Player.prototype.add16BitPCM;
+    Player.prototype.add16BitPCM = function (buffer, trackId = "default") {
+      const result = add.call(this, buffer, trackId);
+      const node = this.stream;
+      if (node && !this.interruptedTrackIds[trackId]) {
+        players.add(this);
+        if (!node.kommandantWatched) {
+          node.kommandantWatched = true;
+          node.port.addEventListener("message", (event) => {
+            if (event.data && event.data.event === "stop") setTimeout(() => showStop(playing(current) || streaming()));
+          });
+        }
+        showStop(true);
+      }
+      return result;
+    };
+  }
+
+  if (globalThis.WavStreamPlayer) {
+    watchPlayer(globalThis.WavStreamPlayer);
+  } else {
+    let Player;
+    Object.defineProperty(globalThis, "WavStreamPlayer", {
+      configurable: true,
+      get: () => Player,
+      set: (value) => { Player = value; watchPlayer(value); },
+    });
   }
 
   function playNext() {
@@ -60,7 +105,7 @@
       next.play().catch(playNext);
       return;
     }
-    showStop(false);
+    showStop(streaming());
   }
 
   function playing(audio) {

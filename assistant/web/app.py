@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import chainlit as cl
@@ -35,9 +36,12 @@ from assistant.web.render import (
     deliver_decisions,
     deliver_reminders,
     end_waiting_turns,
+    person_timezone,
     render_turn,
+    restore_chips,
     session_identity,
     show_pending_approvals,
+    status_table,
 )
 from assistant.web.server import chat_history, kommandant, runtime, web_auth, web_sessions
 from assistant.web.sessions import SESSION_CLAIM, request_token, socket_token
@@ -152,18 +156,26 @@ async def on_chat_start() -> None:
     identity = await _open_session()
     if identity is None:
         return
-    # A banner on the page, not a message: a message would hide the starters of an empty chat.
-    notice = AUTO_LOGIN_NOTICE if identity.provider == "auto" else ""
-    await cl.send_window_message(
-        {"kind": PAGE_MESSAGE, "notice": notice, "llm": bool(runtime().settings.llm_model)}
-    )
+    await _tell_page(identity)
     await _show_pending(identity)
 
 
 @cl.on_chat_resume
 async def on_chat_resume(thread: ThreadDict) -> None:
     cl.user_session.set(NAMED_KEY, True)  # a resumed thread has its name
-    await _open_session()
+    identity = await _open_session()
+    if identity is not None:
+        await restore_chips(thread)  # the replies' "Sources:" names open their passages again
+        await _tell_page(identity)  # a reloaded page needs it too (footer, time zone)
+
+
+async def _tell_page(identity: Identity) -> None:
+    """The page's notice and whether an LLM is on; the page answers with the browser's time zone."""
+    # A banner on the page, not a message: a message would hide the starters of an empty chat.
+    notice = AUTO_LOGIN_NOTICE if identity.provider == "auto" else ""
+    await cl.send_window_message(
+        {"kind": PAGE_MESSAGE, "notice": notice, "llm": bool(runtime().settings.llm_model)}
+    )
 
 
 async def _open_session() -> Identity | None:
@@ -382,19 +394,9 @@ async def _show_status(identity: Identity) -> None:
         await cl.Message(content=str(err)).send()
         return
     await cl.ElementSidebar.set_title("Agents")
-    await cl.ElementSidebar.set_elements([cl.Text(name="Agent status", content=_status_table(status))])
+    table = status_table(status, datetime.now(UTC), person_timezone(runtime()))
+    await cl.ElementSidebar.set_elements([cl.Text(name="Agent status", content=table)])
     await cl.Message(content=status.summary()).send()
-
-
-def _status_table(status: SystemStatus) -> str:
-    rows = ["| agent | state | replicas | last heartbeat | tools |", "|---|---|---|---|---|"]
-    for agent in status.agents:
-        heartbeat = agent.last_heartbeat.isoformat() if agent.last_heartbeat else "—"
-        rows.append(
-            f"| {agent.name} | {'up' if agent.alive else 'down'} | {agent.instances} "
-            f"| {heartbeat} | {', '.join(agent.tools)} |"
-        )
-    return "\n".join(rows)
 
 
 @cl.action_callback(APPROVE_ACTION)

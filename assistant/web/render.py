@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import chainlit as cl
+from chainlit.types import ThreadDict
 
 from assistant import policy
 from assistant.events import (
@@ -39,6 +41,7 @@ from assistant.web.auth import Identity
 from assistant.web.content import without_remote_images
 from assistant.web.speak import speak_reply, voice_turns
 from tools.builtin.approvals import ApprovalInfo
+from tools.builtin.system import SystemStatus
 
 if TYPE_CHECKING:
     from voice import Transcript
@@ -60,6 +63,8 @@ CARDS_KEY = "approval_cards"
 TRY_LEAD = " Try: "
 """Where a no-match reply starts naming its suggestions (``Kommandant._no_match``): the web chat shows them
 as chips instead, so they are not said twice."""
+CHIPS_KEY = "source_chips"
+"""Reply-step metadata key: the reply's source chips (name and passage), sent again on resume."""
 WAITING_KEY = "waiting_turns"
 """User-session key of the turns waiting for an approval in the background (``_render``)."""
 
@@ -239,9 +244,54 @@ async def _finish_reply(view: _TurnView, event: ReplyDone) -> None:
     if view.passages:
         parts.append("Sources: " + " · ".join(p.name for p in view.passages))
     reply.content = without_remote_images("\n\n".join(part for part in parts if part))
+    if view.passages:  # kept with the step, so a resumed thread gets its chips back (``restore_chips``)
+        chips = [{"name": p.name, "content": str(p.content)} for p in view.passages]
+        reply.metadata = {**(reply.metadata or {}), CHIPS_KEY: chips}
     await (reply.update() if view.reply is not None and view.streamed else reply.send())  # with actions
     for element in view.passages:  # after the text: a chip is a link on its name in the reply
         await element.send(for_id=reply.id)
+
+
+async def restore_chips(thread: ThreadDict) -> int:
+    """Give a resumed thread's replies their source chips again; returns how many.
+
+    Elements are not stored with the thread (``history.py``: no blob store), so each reply keeps its
+    chips' names and passages in its metadata (``CHIPS_KEY``). Chainlit calls ``on_chat_resume`` before
+    it sends the thread to the page, and the page then replaces its elements with the thread's: so the
+    chips go into ``thread["elements"]`` (each passage a file of this session, served by Chainlit's own
+    file route), not out as separate element messages the thread would overwrite.
+    """
+    elements = list(thread.get("elements") or [])
+    session = cl.context.session
+    root = os.environ.get("CHAINLIT_PARENT_ROOT_PATH", "") + os.environ.get("CHAINLIT_ROOT_PATH", "")
+    for step in thread.get("steps") or []:
+        for chip in _stored_chips(step.get("metadata")):
+            text = cl.Text(name=chip.name, content=chip.content, display="side", for_id=str(step["id"]))
+            text.thread_id = str(thread.get("id") or "")
+            stored = await session.persist_file(name=chip.name, mime="text/plain", content=chip.content)
+            text.chainlit_key = stored["id"]
+            text.url = f"{root}/project/file/{stored['id']}?session_id={session.id}"
+            elements.append(text.to_dict())
+    added = len(elements) - len(thread.get("elements") or [])
+    thread["elements"] = elements
+    return added
+
+
+def _stored_chips(metadata: Any) -> list[Chip]:
+    """The chips a reply step keeps in its metadata (a dict, or its JSON text), if any."""
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            return []
+    chips = metadata.get(CHIPS_KEY) if isinstance(metadata, dict) else None
+    if not isinstance(chips, list):
+        return []
+    return [
+        Chip(str(c["name"]), str(c.get("content", "")))
+        for c in chips
+        if isinstance(c, dict) and c.get("name")
+    ]
 
 
 _ISO_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
@@ -349,6 +399,37 @@ def passage_elements(structured: dict[str, Any] | None) -> list[cl.Text]:
     """The source chips as side-panel texts: the reply names them, so each name is a link that opens
     its passage in the side panel."""
     return [cl.Text(name=c.name, content=c.content, display="side") for c in passage_chips(structured)]
+
+
+def ago(moment: datetime, now: datetime) -> str:
+    """How long before ``now`` a moment was, as a person says it: "3 s ago", "4 min ago", "2 h ago",
+    "5 d ago" ("just now" for a moment at or after ``now``, as clocks of two machines may differ)."""
+    seconds = int((now - moment).total_seconds())
+    if seconds <= 0:
+        return "just now"
+    for size, unit in ((86_400, "d"), (3_600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def status_table(status: SystemStatus, now: datetime, tz: ZoneInfo) -> str:
+    """The Status side panel: each agent's state, replicas, tools, and its last heartbeat as an age with
+    the time of day in the person's time zone ("3 s ago (18:02:11)"), not a raw ISO moment."""
+    rows = ["| agent | state | replicas | last heartbeat | tools |", "|---|---|---|---|---|"]
+    for agent in status.agents:
+        beat = agent.last_heartbeat
+        heartbeat = f"{ago(beat, now)} ({beat.astimezone(tz):%H:%M:%S})" if beat is not None else "—"
+        rows.append(
+            f"| {agent.name} | {'up' if agent.alive else 'down'} | {agent.instances} "
+            f"| {heartbeat} | {', '.join(agent.tools)} |"
+        )
+    return "\n".join(rows)
+
+
+def person_timezone(runtime: Any) -> ZoneInfo:
+    """The time zone times are shown in for this chat session's person (see ``_timezone``)."""
+    return _timezone(runtime)
 
 
 def _timezone(runtime: Any) -> ZoneInfo:

@@ -73,6 +73,14 @@ window.__plays = [];
 """
 """Every play, pause and end of an audio element, with the page's clock (seconds), from page load."""
 
+LIVE_PLAYER = """async () => {
+  window.__player = new WavStreamPlayer({sampleRate: 24000});
+  await window.__player.connect();
+  window.__tone = new Int16Array(24000 * 3).map((_, i) => Math.round(8000 * Math.sin(i / 8)));
+  window.__player.add16BitPCM(window.__tone, 'reply');
+}"""
+"""A reply streaming through Chainlit's own player (as with the microphone on): three seconds of tone."""
+
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def server_db(database: Database) -> AsyncIterator[str]:
@@ -273,6 +281,16 @@ def test_spoken_replies_are_one_stream_each_and_never_overlap(server: str, tmp_p
             page.wait_for_function("() => window.__plays.some(e => e.kind === 'pause' && e.id === 1)")
             assert not page.locator("#kommandant-stop-speaking").is_visible()
             plays: list[dict[str, Any]] = page.evaluate("window.__plays")
+            # With the microphone on, a reply streams through Chainlit's own player: Stop stops it too,
+            # and the rest of that reply's track is dropped.
+            page.evaluate(LIVE_PLAYER)
+            page.locator("#kommandant-stop-speaking").click()
+            page.wait_for_function("() => window.__player.stream === null")
+            more = (
+                "() => (window.__player.add16BitPCM(window.__tone, 'reply'), window.__player.stream !== null)"
+            )
+            assert not page.evaluate(more)  # the interrupted track's next chunk does not play
+            assert not page.locator("#kommandant-stop-speaking").is_visible()
         except Exception:
             page.screenshot(path=str(tmp_path / "failed.png"))
             raise

@@ -95,6 +95,37 @@ def test_knowledge_hits_become_chips_naming_their_source() -> None:
     assert list_table(hits, "", BERLIN) == ""  # chips, not a table
 
 
+def test_status_heartbeats_are_ages_with_local_times() -> None:
+    from datetime import datetime, timedelta
+
+    from assistant.web.render import ago, status_table
+    from tools.builtin.system import AgentStatus, SystemStatus
+
+    now = datetime.fromisoformat("2026-11-29T17:00:10+00:00")
+    assert [ago(now - timedelta(seconds=s), now) for s in (-2, 3, 125, 7_300, 200_000)] == [
+        "just now",
+        "3 s ago",
+        "2 min ago",
+        "2 h ago",
+        "2 d ago",
+    ]
+    status = SystemStatus(
+        agents=[
+            AgentStatus(
+                name="memory",
+                alive=True,
+                instances=1,
+                tools=["memory_recall"],
+                last_heartbeat=now - timedelta(seconds=3),
+            ),
+            AgentStatus(name="bots", alive=False),
+        ]
+    )
+    rows = status_table(status, now, BERLIN).splitlines()
+    assert rows[2] == "| memory | up | 1 | 3 s ago (18:00:07) | memory_recall |"  # no raw ISO moment
+    assert rows[3] == "| bots | down | 0 | — |  |"
+
+
 @pytest.fixture(scope="module")
 def pages(
     web_server: WebServer,
@@ -142,6 +173,26 @@ def test_lists_chips_and_cards_in_the_page(pages: tuple[object, object], web_ser
     shot(admin, "31-knowledge-chip-open")
     opened = source.locator("xpath=ancestor::*[3]").inner_text().lower()
     assert chip in opened and "rosa" in opened, opened  # the passage, with its document and source
+
+    # the chips are kept with the thread: after a reload, a chip still opens its passage with its source
+    admin.reload()  # type: ignore[attr-defined]
+    links = admin.locator(REPLY).filter(has_text="Sources:").last.locator("a", has_text="[")  # type: ignore[attr-defined]
+    links.nth(2).wait_for()  # given back when the thread is resumed
+    links.nth(1).click()
+    source = admin.get_by_text("source:").last  # type: ignore[attr-defined]
+    source.wait_for()
+    shot(admin, "31-knowledge-chip-after-reload")
+    assert chip in source.locator("xpath=ancestor::*[3]").inner_text().lower()
+
+    # the chips are kept with the thread: after a reload, a chip still opens its passage with its source
+    admin.reload()  # type: ignore[attr-defined]
+    links = admin.locator(REPLY).filter(has_text="Sources:").last.locator("a", has_text="[")  # type: ignore[attr-defined]
+    links.nth(2).wait_for()  # sent again when the thread is resumed
+    links.nth(1).click()
+    source = admin.get_by_text("source:").last  # type: ignore[attr-defined]
+    source.wait_for()
+    shot(admin, "31-knowledge-chip-after-reload")
+    assert chip in source.locator("xpath=ancestor::*[3]").inner_text().lower()
 
     # a dangerous command: the card says what will happen; approve in one tab, the other tab shows it
     ask_for_reply(admin, "remember that my editor is neovim")

@@ -5,6 +5,7 @@ after both steps. Screenshots in ``test-artifacts/web/``."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -61,6 +62,8 @@ def test_buttons_threads_and_reload(page: object, web_server: WebServer) -> None
     # Status and Approvals act on click: the panel opens, the box gets no chip, no thread is made.
     page.get_by_role("button", name="Status", exact=True).click()  # type: ignore[attr-defined]
     page.get_by_text("agents are up").last.wait_for()  # type: ignore[attr-defined]
+    age = re.compile(r"^(just now|\d+ (s|min) ago) \(\d\d:\d\d:\d\d\)$")  # not a raw ISO moment
+    page.get_by_text(age).first.wait_for()  # type: ignore[attr-defined]  # the Status panel's heartbeats
     assert page.locator("#chat-input").input_value() == ""  # type: ignore[attr-defined]
     page.get_by_role("button", name="Approvals", exact=True).click()  # type: ignore[attr-defined]
     page.get_by_text("No approvals are waiting").last.wait_for()  # type: ignore[attr-defined]
