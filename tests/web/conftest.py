@@ -7,6 +7,7 @@ need "no account yet" run before the ones that add accounts (see test_browser.py
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import threading
 import time
@@ -24,7 +25,7 @@ from sqlalchemy import text
 
 from settings import Settings
 from storage import Database
-from tests.web.chromium import require_chromium
+from tests.web.chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 T = TypeVar("T")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
@@ -130,3 +131,24 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine from a synchronous Playwright test (whose thread already runs Playwright's loop)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coro).result()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """The web tests' screenshot folder, emptied once per run (so every module's screenshots stay)."""
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def browser(artifacts: Path) -> Iterator[object]:
+    """Headless Chromium for one module's tests."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+    print(f"\nweb test screenshots: {artifacts}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import statistics
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.web.chromium import CHROMIUM, CHROMIUM_ARGS, FIRST_TOKEN_PROBE, require_chromium
+from tests.web.chromium import FIRST_TOKEN_PROBE
 from tests.web.conftest import ARTIFACTS, WebServer, run_async
 
 REPLY = '[data-step-type="assistant_message"]'
@@ -26,20 +25,6 @@ TIMEOUT_MS = 30_000
 FIRST_TOKEN_RUNS = 5
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-    print(f"\nweb test screenshots: {ARTIFACTS}")
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from agents.system import help_for, template_examples
-from tests.web.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.web.conftest import ARTIFACTS, WebServer, run_async
+from tests.web.chromium import CHROMIUM
+from tests.web.conftest import WebServer, run_async
 from tests.web.test_browser import (  # noqa: F401  (outside_requests: a fixture)
     REPLY,
     USER_MESSAGE,
@@ -31,18 +31,6 @@ from tools import Risk, builtin_catalog
 assert CHROMIUM  # the module needs Chromium (conftest skips it, or fails it under CI=true, without)
 ADMIN, VIEWER = ("hanna", "hanna-password-1"), ("vicky", "vicky-password-1")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Headless Chromium for this module (test_browser's own fixture would clear the screenshots)."""
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def test_help_lists_what_each_role_may_run() -> None:

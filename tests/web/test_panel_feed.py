@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.web.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.web.conftest import ARTIFACTS, WebServer, run_async
+from tests.web.conftest import WebServer, run_async
 from tests.web.test_browser import ask_for_reply, login, new_page, send, shot
 
 USER = ("fay", "fay-password-123")
@@ -22,22 +21,15 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture(scope="module")
-def page(web_server: WebServer) -> Iterator[object]:
-    """An operator signed in to the chat (test_browser's helpers; its own browser, which unlike that
-    module's fixture keeps the screenshots earlier modules left in the artifacts folder)."""
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+def page(web_server: WebServer, browser: object) -> object:
+    """An operator signed in to the chat (test_browser's helpers)."""
     run_async(web_server.add_account(*USER, "operator"))
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        opened = new_page(browser, [])
-        login(opened, web_server, *USER)
-        opened.locator("#chat-input").wait_for()  # type: ignore[attr-defined]
-        # The first turn on a fresh server loads the intent models (seconds); the feed is timed on a warm one.
-        ask_for_reply(opened, "what's the status")
-        yield opened
-        browser.close()
+    opened = new_page(browser, [])
+    login(opened, web_server, *USER)
+    opened.locator("#chat-input").wait_for()  # type: ignore[attr-defined]
+    # The first turn on a fresh server loads the intent models (seconds); the feed is timed on a warm one.
+    ask_for_reply(opened, "what's the status")
+    return opened
 
 
 def _messages(response: httpx.Response) -> Iterator[dict[str, Any]]:

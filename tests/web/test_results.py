@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.web.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.web.conftest import ARTIFACTS, WebServer, run_async
+from tests.web.chromium import CHROMIUM
+from tests.web.conftest import WebServer, run_async
 from tests.web.test_browser import (  # noqa: F401  (outside_requests: a fixture)
     REPLY,
     ask_for_reply,
@@ -28,18 +28,6 @@ from tests.web.test_browser import (  # noqa: F401  (outside_requests: a fixture
 assert CHROMIUM  # the module needs Chromium (conftest skips it, or fails it under CI=true, without)
 ADMIN = ("rosa", "rosa-password-1")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Headless Chromium for this module (test_browser's own fixture would clear the screenshots)."""
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 BERLIN = ZoneInfo("Europe/Berlin")

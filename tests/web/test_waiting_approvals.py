@@ -14,11 +14,10 @@ from storage import Database
 from storage.approvals import ApprovalRepository
 from tests.web.chromium import CHROMIUM
 from tests.web.conftest import WebServer, run_async
-from tests.web.test_browser import (  # noqa: F401  (browser, outside_requests: fixtures)
+from tests.web.test_browser import (  # noqa: F401  (outside_requests: a fixture)
     REPLY,
     USER_MESSAGE,
     ask_for_reply,
-    browser,
     last_reply,
     login,
     new_page,
@@ -35,8 +34,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.fixture(scope="module")
 def pages(
     web_server: WebServer,
-    browser: object,  # noqa: F811  (the fixture imported above)
-    outside_requests: list[str],  # noqa: F811
+    browser: object,
+    outside_requests: list[str],  # noqa: F811  (the fixture imported above)
 ) -> Iterator[tuple[object, object]]:
     """An operator's page and an admin's page, each signed in."""
     run_async(web_server.add_account(*OPERATOR, "operator"))
