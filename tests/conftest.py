@@ -104,7 +104,7 @@ async def make_database_url(database: Database) -> AsyncIterator[Callable[[], Aw
 @pytest.fixture
 def settings(db: Database, tmp_path: Path) -> Settings:
     """Settings for a test: the test database, a private data folder, the in-process bus."""
-    return Settings(_env_file=None, data_dir=tmp_path / "data", database_url=db.url, amqp_url=None)  # type: ignore[call-arg]
+    return Settings(_env_file=None, data_dir=tmp_path / "data", database_url=db.url, amqp_url=None)
 
 
 @pytest.fixture(scope="session")
