@@ -220,8 +220,15 @@ class Speed:
         return 2 * self.first_token + answer_tokens / max(self.tokens_per_second, 0.01)
 
 
+MEASURE_TIMEOUT = 300.0
+"""Seconds ``measure`` waits for the model: a cold model on a laptop's CPU may need minutes."""
+
+
 async def measure(settings: Settings, *, max_tokens: int = 32) -> Speed:
-    """Time one short streamed request to the configured model (raises ``LLMUnavailableError``)."""
+    """Time one short streamed request to the configured model (raises ``LLMUnavailableError``).
+
+    The request may take up to ``MEASURE_TIMEOUT``, not ``KOMMANDANT_LLM_TIMEOUT``: the measurement is
+    what tells whether that timeout fits, so it must not be cut off by it."""
     llm = LLM(settings)
     litellm = await llm._litellm()
     messages = [
@@ -233,7 +240,10 @@ async def measure(settings: Settings, *, max_tokens: int = 32) -> Speed:
     pieces = 0
     try:
         response = await litellm.acompletion(
-            messages=messages, stream=True, max_tokens=max_tokens, **llm._options()
+            messages=messages,
+            stream=True,
+            max_tokens=max_tokens,
+            **{**llm._options(), "timeout": MEASURE_TIMEOUT},
         )
         async for chunk in response:
             if chunk.choices and chunk.choices[0].delta.content:
