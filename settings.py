@@ -84,6 +84,13 @@ class Settings(BaseSettings):
         description="Seconds a call waits for a worker to appear when nobody serves its agent, before it "
         "fails with a clear 'no worker' error instead of waiting the whole call timeout.",
     )
+    call_lease_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Seconds a worker's claim on a side-effecting call lasts without renewal (renewed while "
+        "it runs). A redelivery of a call whose worker died waits this long before it takes the call over.",
+    )
     worker_stop_grace: float = Field(
         default=30.0,
         ge=0,
@@ -91,6 +98,7 @@ class Settings(BaseSettings):
         description="Seconds a stopping worker (SIGTERM) gives its calls under way to finish; calls still "
         "running then are abandoned unacknowledged, so the broker hands them to another replica.",
     )
+    worker_concurrency: int = Field(default=8, ge=1, description="Calls an agent serves at once (prefetch).")
     agents_in_process: bool = Field(
         default=False,
         description="Run every built-in agent inside this process even when KOMMANDANT_AMQP_URL is set "

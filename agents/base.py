@@ -27,6 +27,8 @@ class CallContext:
     thread: str | None
     role: CallerRole = "viewer"
     """The asking person's role; a call that names none is a viewer's (never more)."""
+    idempotency_key: str = ""
+    """Calls with the same key act once: a repeatable tool keys its effect by it."""
 
 
 class Agent:

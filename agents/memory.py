@@ -112,6 +112,7 @@ class MemoryAgent(Agent):
             content=args.fact,
             subject=subject_of_fact(args.fact),
             embedding=await self._vector(args.fact),
+            call_key=ctx.idempotency_key or None,
         )
         return RememberResult(fact=_fact(record), superseded=[_fact(s) for s in superseded])
 

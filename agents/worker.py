@@ -22,10 +22,10 @@ log = logging.getLogger(__name__)
 class AgentWorker:
     """One replica of one agent: ``async with AgentWorker(agent):`` serves until the block ends."""
 
-    def __init__(self, agent: Agent, *, concurrency: int = 8) -> None:
+    def __init__(self, agent: Agent, *, concurrency: int | None = None) -> None:
         self.agent = agent
         self.services = agent.services
-        self.concurrency = concurrency
+        self.concurrency = concurrency or self.services.settings.worker_concurrency  # the prefetch
         self.instance_id = f"{agent.name}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._registry = AgentRegistry(self.services.database.sessionmaker)
         self._serving: Serving | None = None
@@ -93,7 +93,12 @@ class AgentWorker:
                 raise UnknownToolError(f"The {name} agent has no tool called {call.tool!r}.")
             arguments = self.services.catalog.get(call.tool).validate_arguments(call.arguments)
             context = CallContext(
-                call_id=call.call_id, user=call.user, channel=call.channel, thread=call.thread, role=call.role
+                call_id=call.call_id,
+                user=call.user,
+                channel=call.channel,
+                thread=call.thread,
+                role=call.role,
+                idempotency_key=call.idempotency_key,
             )
             async with asyncio.timeout(max(call.remaining(), 0.001)):
                 output = await handler(arguments, context)

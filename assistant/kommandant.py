@@ -712,6 +712,7 @@ class Kommandant:
             role=turn.role,
             idempotency_key=turn.call_key(tool.name, arguments),
             side_effects=tool.risk is not Risk.READ,
+            repeatable=tool.repeatable,
         )
         yield ToolStarted(call_id=call.call_id, tool=tool.name, agent=tool.agent, arguments=arguments)
         audit.record(

@@ -15,7 +15,7 @@ from bus.errors import (
     PermanentError,
     PoisonMessage,
 )
-from bus.idempotency import MemoryResultStore, ResultStore
+from bus.idempotency import Claim, MemoryResultStore, ResultStore
 from bus.local import LocalBus
 from bus.messages import CallerRole, DeadLetter, Event, ToolCall, ToolResult
 from bus.rabbit import RabbitBus, Topology
@@ -35,6 +35,7 @@ def create_bus(settings: Settings, result_store: ResultStore | None = None) -> B
             call_timeout=settings.call_timeout,
             result_store=result_store,
             no_worker_grace=settings.no_worker_grace,
+            call_lease_seconds=settings.call_lease_seconds,
         )
     return LocalBus(
         max_message_bytes=settings.max_message_bytes,
@@ -42,6 +43,7 @@ def create_bus(settings: Settings, result_store: ResultStore | None = None) -> B
         call_timeout=settings.call_timeout,
         result_store=result_store,
         no_worker_grace=settings.no_worker_grace,
+        call_lease_seconds=settings.call_lease_seconds,
     )
 
 
@@ -51,6 +53,7 @@ __all__ = [
     "BusUnavailable",
     "CallTimeout",
     "CallerRole",
+    "Claim",
     "DeadLetter",
     "Event",
     "Handler",

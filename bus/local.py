@@ -18,7 +18,7 @@ from uuid import uuid4
 from bus import processing
 from bus.base import Bus, Handler, Serving, Subscription
 from bus.errors import BusUnavailable, CallTimeout, NoWorker
-from bus.idempotency import KeyLocks, MemoryResultStore, ResultStore
+from bus.idempotency import KeyLocks, LeasePolicy, MemoryResultStore, ResultStore
 from bus.messages import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DeadLetter,
@@ -66,6 +66,7 @@ class LocalBus(Bus):
         call_timeout: float = 30.0,
         result_store: ResultStore | None = None,
         no_worker_grace: float = 2.0,
+        call_lease_seconds: float = 10.0,
     ) -> None:
         self.max_message_bytes = max_message_bytes
         self.no_worker_grace = no_worker_grace
@@ -73,6 +74,7 @@ class LocalBus(Bus):
         self.call_timeout = call_timeout
         self.result_store: ResultStore = result_store if result_store is not None else MemoryResultStore()
         self.key_locks = KeyLocks()
+        self.lease = LeasePolicy(seconds=call_lease_seconds)
         self._queues: dict[str, asyncio.Queue[_Delivery]] = {}
         self._pending: dict[str, asyncio.Future[ToolResult]] = {}
         self._servings: set[_LocalServing] = set()
@@ -272,6 +274,7 @@ class _LocalServing(Serving):
                 policy=self.bus.policy,
                 max_bytes=self.bus.max_message_bytes,
                 locks=self.bus.key_locks,
+                lease=self.bus.lease,
                 message_id=delivery.message_id,
             )
             await self._carry_out(delivery, outcome)

@@ -47,6 +47,13 @@ class ToolCall(BaseModel):
         "stored for idempotency (saves two database round trips per call).",
     )
 
+    repeatable: bool = Field(
+        default=False,
+        description="True when running the call again with the same idempotency key acts once (its effect is "
+        "keyed by the key): a worker that takes over the call after its first worker died mid-call runs it "
+        "again; otherwise it answers that the call may or may not have happened.",
+    )
+
     @model_validator(mode="after")
     def _key_defaults_to_call_id(self) -> Self:
         if not self.idempotency_key:
@@ -66,6 +73,7 @@ class ToolCall(BaseModel):
         role: CallerRole = "viewer",
         idempotency_key: str | None = None,
         side_effects: bool = True,
+        repeatable: bool = False,
     ) -> ToolCall:
         """A new call of ``tool`` that must finish within ``timeout`` seconds from now."""
         call_id = _new_id()
@@ -79,6 +87,7 @@ class ToolCall(BaseModel):
             role=role,
             deadline=time.time() + timeout,
             side_effects=side_effects,
+            repeatable=repeatable,
         )
 
     @property

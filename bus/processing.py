@@ -4,13 +4,16 @@ run the handler, and decide to reply, retry or dead-letter. The transports only 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from bus.base import Handler
 from bus.errors import PermanentError, PoisonMessage
-from bus.idempotency import KeyLocks, ResultStore
+from bus.idempotency import Claim, KeyLocks, LeasePolicy, ResultStore
 from bus.messages import ToolCall, ToolResult, decode_call
 from telemetry.logs import bind_ids
 from telemetry.metrics import call_served
@@ -69,6 +72,7 @@ async def process(
     policy: RetryPolicy,
     max_bytes: int,
     locks: KeyLocks,
+    lease: LeasePolicy,
     message_id: str | None = None,
 ) -> Outcome:
     """Decide what becomes of one delivered message, counted in the worker's metrics. Never raises except
@@ -82,6 +86,7 @@ async def process(
         policy=policy,
         max_bytes=max_bytes,
         locks=locks,
+        lease=lease,
         message_id=message_id,
     )
     tool = outcome.call.tool if outcome.call is not None else None
@@ -107,6 +112,7 @@ async def _decide(
     policy: RetryPolicy,
     max_bytes: int,
     locks: KeyLocks,
+    lease: LeasePolicy,
     message_id: str | None,
 ) -> Outcome:
     try:
@@ -122,49 +128,132 @@ async def _decide(
         return DeadLetter(reason="expired: the deadline passed before it was executed", call=call, reply=None)
     try:
         async with asyncio.timeout(call.remaining()), locks.hold(call.idempotency_key):
-            return await _run_once(call, agent=agent, handler=handler, store=store, policy=policy)
+            if not call.side_effects:  # running a read twice is harmless: no store, no lease
+                return await _reply_or_failure(call, agent=agent, handler=handler, policy=policy)
+            return await _run_once(
+                call, agent=agent, handler=handler, store=store, policy=policy, lease=lease
+            )
     except TimeoutError:
         reason = "expired: the deadline passed while it was running"
         return DeadLetter(reason=reason, call=call, reply=_timeout_result(call, agent))
 
 
-async def _run_once(
-    call: ToolCall, *, agent: str, handler: Handler, store: ResultStore, policy: RetryPolicy
-) -> Outcome:
-    """The stored result of the key, or the handler's (then stored; the first stored result wins).
-
-    Calls without side effects skip the store: running one again is harmless.
-    """
-    if call.side_effects:
-        try:
-            stored = await store.get(call.idempotency_key)
-        except Exception as err:
-            log.exception("result store unavailable for %s", call.call_id)
-            return _failure(call, err, agent, policy, what="the result store failed")
-        if stored is not None:
-            result = ToolResult.model_validate(stored).model_copy(
-                update={"call_id": call.call_id, "replayed": True}
-            )
-            return Reply(call=call, result=result)
-
+async def _reply_or_failure(call: ToolCall, *, agent: str, handler: Handler, policy: RetryPolicy) -> Outcome:
     outcome = await _invoke(call, agent=agent, handler=handler, policy=policy)
+    return Reply(call=call, result=outcome) if isinstance(outcome, ToolResult) else outcome
+
+
+async def _run_once(
+    call: ToolCall,
+    *,
+    agent: str,
+    handler: Handler,
+    store: ResultStore,
+    policy: RetryPolicy,
+    lease: LeasePolicy,
+) -> Outcome:
+    """The stored result of the key, or the handler's under a lease on the key (then stored, which ends
+    the lease; the first stored result wins)."""
+    key = call.idempotency_key
+    try:
+        stored = await store.get(key) or await _claim(call, store, lease)
+    except Exception as err:
+        log.exception("result store unavailable for %s", call.call_id)
+        return _failure(call, err, agent, policy, what="the result store failed")
+    if isinstance(stored, dict):
+        return Reply(call=call, result=_replayed(stored, call))
+    if stored.taken_over and not call.repeatable:
+        # The worker that ran it died after claiming it and before storing a result: its effect may have
+        # happened. Running it again could do it twice; this answer is stored like any result.
+        log.warning("%s (key %s) was under way on a worker that died; not run again", call.tool, key)
+        return await _store(call, _unknown_outcome(call, agent), store, agent)
+    try:
+        async with _renewing(store, key, lease):
+            outcome = await _invoke(call, agent=agent, handler=handler, policy=policy)
+    except asyncio.CancelledError:
+        # Stopped mid-call (a worker abandoning its calls): the lease ends now, so the redelivery takes
+        # the call over at once, knowing it was under way here.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                await asyncio.shield(store.renew(key, lease.holder, 0))
+        raise
     if not isinstance(outcome, ToolResult):
+        with contextlib.suppress(Exception):  # an unreleased lease only delays the retry until it expires
+            await store.release(key, lease.holder)
         return outcome
-    result = outcome
-    if not call.side_effects:
-        return Reply(call=call, result=result)
+    return await _store(call, outcome, store, agent)
+
+
+async def _claim(call: ToolCall, store: ResultStore, lease: LeasePolicy) -> Claim | dict[str, Any]:
+    """Our lease on the call's key, or the result another worker stored while we waited for its lease."""
+    key = call.idempotency_key
+    while True:
+        claim = await store.claim(key, call.tool, lease.holder, lease.seconds)
+        if claim.ours:
+            return claim
+        # Another worker runs it now: wait for its result, or for its lease to lapse (the deadline of the
+        # whole delivery bounds the wait).
+        until = time.monotonic() + claim.wait
+        while time.monotonic() < until:
+            await asyncio.sleep(min(lease.poll, max(until - time.monotonic(), 0.01)))
+            stored = await store.get(key)
+            if stored is not None:
+                return stored
+        stored = await store.get(key)
+        if stored is not None:
+            return stored
+
+
+@contextlib.asynccontextmanager
+async def _renewing(store: ResultStore, key: str, lease: LeasePolicy) -> AsyncIterator[None]:
+    """Renew the lease on ``key`` every third of its length while the block runs."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(lease.seconds / 3)
+            try:
+                if not await store.renew(key, lease.holder, lease.seconds):
+                    log.warning("the lease on %s was taken over while its call still ran here", key)
+                    return
+            except Exception as err:  # the next renewal may get through before the lease lapses
+                log.warning("could not renew the lease on %s: %s", key, err)
+
+    renewer = asyncio.create_task(renew(), name=f"lease-{key}")
+    try:
+        yield
+    finally:
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
+
+
+async def _store(call: ToolCall, result: ToolResult, store: ResultStore, agent: str) -> Outcome:
+    """Store ``result`` under the call's key (ending its lease) and reply with whatever is stored first."""
     try:
         stored = await store.put(
             call.idempotency_key, call.tool, result.model_dump(mode="json", by_alias=True)
         )
     except Exception:
-        # The effect happened: reply with it rather than run it again; a redelivery could repeat it.
+        # The effect happened: reply with it rather than run it again. The lease lapses; a redelivery
+        # that takes it over then says the call may have happened, unless the tool is repeatable.
         log.exception("could not store the result of %s (key %s)", call.call_id, call.idempotency_key)
         return Reply(call=call, result=result)
     if stored.get("call_id") == result.call_id:
         return Reply(call=call, result=result)  # ours was the first result stored under this key
-    first = ToolResult.model_validate(stored).model_copy(update={"call_id": call.call_id, "replayed": True})
-    return Reply(call=call, result=first)
+    return Reply(call=call, result=_replayed(stored, call))
+
+
+def _replayed(stored: dict[str, Any], call: ToolCall) -> ToolResult:
+    return ToolResult.model_validate(stored).model_copy(update={"call_id": call.call_id, "replayed": True})
+
+
+def _unknown_outcome(call: ToolCall, agent: str) -> ToolResult:
+    return ToolResult.error(
+        call.call_id,
+        f"{call.tool} was under way on a worker of the {agent} agent that stopped before it answered, so it "
+        "may or may not have happened. Check before you ask for it again.",
+        agent=agent,
+    )
 
 
 async def _invoke(

@@ -42,7 +42,7 @@ from yarl import URL
 from bus import processing
 from bus.base import Bus, Handler, Serving, Subscription
 from bus.errors import BusError, BusUnavailable, CallTimeout, NoWorker
-from bus.idempotency import KeyLocks, MemoryResultStore, ResultStore
+from bus.idempotency import KeyLocks, LeasePolicy, MemoryResultStore, ResultStore
 from bus.messages import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DeadLetter,
@@ -146,6 +146,7 @@ class RabbitBus(Bus):
         connect_timeout: float = 10.0,
         name: str = "kommandant",
         no_worker_grace: float = 2.0,
+        call_lease_seconds: float = 10.0,
     ) -> None:
         self.url = url
         self.no_worker_grace = no_worker_grace
@@ -155,6 +156,7 @@ class RabbitBus(Bus):
         self.call_timeout = call_timeout
         self.result_store: ResultStore = result_store if result_store is not None else MemoryResultStore()
         self.key_locks = KeyLocks()
+        self.lease = LeasePolicy(seconds=call_lease_seconds)
         self.reconnect_interval = reconnect_interval
         self.connect_timeout = connect_timeout
         self.connection_name = f"{name}:{prefix}:{os.getpid()}:{uuid4().hex[:6]}"
@@ -609,6 +611,7 @@ class _RabbitServing(Serving):
                 policy=self.bus.policy,
                 max_bytes=self.bus.max_message_bytes,
                 locks=self.bus.key_locks,
+                lease=self.bus.lease,
                 message_id=message.message_id,
             )
             await self._carry_out(message, outcome)

@@ -48,8 +48,20 @@ class MemoryRepository:
         expires_at: datetime | None = None,
         embedding: list[float] | None = None,
         data: dict[str, Any] | None = None,
+        call_key: str | None = None,
     ) -> tuple[MemoryRecord, list[MemoryRecord]]:
-        """Store a fact; live facts about the same subject are superseded by it (kept as history)."""
+        """Store a fact; live facts about the same subject are superseded by it (kept as history).
+
+        ``call_key`` (the storing call's idempotency key) makes it act once: called again with the same
+        key, it returns the fact stored then and what that superseded, and stores nothing."""
+        if call_key is not None:
+            async with self._sessionmaker() as session:
+                earlier = await session.scalar(select(Memory).where(Memory.call_key == call_key))
+                if earlier is not None:
+                    replaced = await session.scalars(select(Memory).where(Memory.superseded_by == earlier.id))
+                    return MemoryRecord.model_validate(earlier), [
+                        MemoryRecord.model_validate(r) for r in replaced
+                    ]
         digest = hashlib.sha256(content.encode()).hexdigest()
         row = Memory(
             user_id=user_id,
@@ -61,6 +73,7 @@ class MemoryRepository:
             expires_at=expires_at,
             embedding=embedding,
             data=data or {},
+            call_key=call_key,
         )
         async with self._sessionmaker() as session, session.begin():
             session.add(row)

@@ -98,10 +98,13 @@ class Memory(Base):
     forgotten_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     embedding: Mapped[list[float] | None] = mapped_column(Vector(EMBEDDING_DIM))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    call_key: Mapped[str | None] = mapped_column(String(200))
+    """The idempotency key of the call that stored the fact: running that call again finds it."""
     created_at: Mapped[datetime] = _created()
     tsv = mapped_column(TSVECTOR, Computed("to_tsvector('english', content)", persisted=True))
     __table_args__ = (
         Index("ix_memories_user_kind_subject", "user_id", "kind", "subject"),
+        Index("ux_memories_call_key", "call_key", unique=True),
         Index("ix_memories_tsv", "tsv", postgresql_using="gin"),
         Index(
             "ix_memories_embedding",
@@ -373,6 +376,19 @@ class ToolResultRow(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     tool: Mapped[str] = mapped_column(String(100))
     result: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = _created()
+
+
+class CallLease(Base):
+    """A side-effecting call's claim on its idempotency key while its handler runs; deleted with the
+    stored result. An expired lease means its worker died mid-call."""
+
+    __tablename__ = "call_leases"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tool: Mapped[str] = mapped_column(String(100))
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    takeovers: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = _created()
 
 

@@ -49,6 +49,10 @@ class ToolDefinition:
     embeds: bool = False
     """Serving the tool turns text into vectors (to store or to search by meaning): it needs the
     embedding model, so a worker serving it loads the model at start."""
+    repeatable: bool = False
+    """Running the tool again with the same idempotency key acts once (its effect is keyed by the key), so
+    a worker that takes over a call whose worker died mid-call may run it again. Other side-effecting tools
+    then answer that the call may or may not have happened."""
     private_result: bool = False
     """The result shows what people keep private although no argument is private (the caller's
     remembered facts). A tool with private arguments has a private result anyway: it echoes them."""

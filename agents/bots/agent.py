@@ -394,6 +394,7 @@ class BotsAgent(Agent):
             role=ctx.role,
             idempotency_key=f"{ctx.call_id}@{record.host}",
             side_effects=tool.risk != "read",
+            repeatable=tool.repeatable,
         )
         try:
             result = await self.services.bus.call(executor_queue(record.host or ""), call)

@@ -326,7 +326,8 @@ async def test_stop_without_drain_requeues_calls_under_way(bus: Bus, network: Ne
         return ToolResult.ok(call.call_id, text="never")
 
     serving = await (await network.bus()).serve("requeue", stuck)
-    pending = asyncio.create_task(bus.call("requeue", ToolCall.create("requeue_tool", {}, timeout=5)))
+    call = ToolCall.create("requeue_tool", {}, timeout=5, repeatable=True)
+    pending = asyncio.create_task(bus.call("requeue", call))
     await started.wait()
     await serving.stop(drain=False)
 
@@ -339,6 +340,31 @@ async def test_stop_without_drain_requeues_calls_under_way(bus: Bus, network: Ne
     await (await network.bus()).serve("requeue", quick)
     assert (await pending).text == "second worker"
     assert attempts == [1]  # a requeue is a redelivery of the same attempt, not a retry
+
+
+async def test_an_abandoned_call_that_is_not_repeatable_is_not_run_again(bus: Bus, network: Network) -> None:
+    started = asyncio.Event()
+
+    async def stuck(call: ToolCall) -> ToolResult:
+        started.set()
+        await asyncio.sleep(10)
+        return ToolResult.ok(call.call_id, text="never")
+
+    serving = await (await network.bus()).serve("abandoned", stuck)
+    pending = asyncio.create_task(bus.call("abandoned", ToolCall.create("abandoned_tool", {}, timeout=5)))
+    await started.wait()
+    await serving.stop(drain=False)
+
+    ran: list[str] = []
+
+    async def quick(call: ToolCall) -> ToolResult:
+        ran.append(call.call_id)
+        return ToolResult.ok(call.call_id, text="second worker")
+
+    await (await network.bus()).serve("abandoned", quick)
+    result = await pending
+    assert result.is_error and "may or may not have happened" in result.text, result.text
+    assert ran == []  # it may have acted halfway: the second worker says so instead of acting again
 
 
 async def test_replay_and_purge_dead_letters(bus: Bus, network: Network) -> None:

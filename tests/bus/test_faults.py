@@ -57,20 +57,23 @@ async def wait_until(check: Callable[[], object], seconds: float = 10.0) -> None
             await asyncio.sleep(0.02)
 
 
-async def test_worker_killed_mid_call_is_redelivered_and_runs_once(
+LEASE = "1.5"  # seconds: a redelivery of a call whose worker died takes it over after this
+
+
+async def test_worker_killed_mid_call_reruns_a_repeatable_call_once(
     rabbit: Network, db: Database, tmp_path: Path
 ) -> None:
     effects = tmp_path / "effects"
     client = await rabbit.bus()
     client.known_agents.add("jobs")  # so the queue is deleted afterwards
-    first = await start_worker(rabbit, db, effects, "--work", "3")
-    call = ToolCall.create("jobs_run", {"n": 1}, timeout=30, idempotency_key="job-1")
+    first = await start_worker(rabbit, db, effects, "--after", "5", "--lease", LEASE)
+    call = ToolCall.create("jobs_run", {"n": 1}, timeout=30, idempotency_key="job-1", repeatable=True)
     pending = asyncio.create_task(client.call("jobs", call))
 
-    await wait_until(lambda: len(lines(Path(f"{effects}.started"))) == 1)
+    await wait_until(lambda: lines(effects) == ["done job-1"])  # the effect happened; no result stored yet
     first.send_signal(signal.SIGKILL)
     await first.wait()
-    second = await start_worker(rabbit, db, effects, "--work", "0.1")
+    second = await start_worker(rabbit, db, effects, "--work", "0.1", "--lease", LEASE)
     try:
         result = await pending
     finally:
@@ -78,9 +81,60 @@ async def test_worker_killed_mid_call_is_redelivered_and_runs_once(
         await second.wait()
 
     assert result.text == f"done by {second.pid}" and not result.replayed
-    assert len(lines(Path(f"{effects}.started"))) == 2  # killed once, redelivered once
-    assert lines(effects) == ["done job-1"]  # the effect happened exactly once
+    assert len(lines(Path(f"{effects}.started"))) == 2  # killed once, taken over once the lease lapsed
+    assert lines(effects) == ["done job-1"]  # keyed by the idempotency key: it happened exactly once
     assert await rabbit.store.get("job-1") is not None
+
+
+async def test_worker_killed_mid_call_never_reruns_a_call_that_is_not_repeatable(
+    rabbit: Network, db: Database, tmp_path: Path
+) -> None:
+    effects = tmp_path / "effects"
+    client = await rabbit.bus()
+    client.known_agents.add("jobs")
+    first = await start_worker(rabbit, db, effects, "--work", "3", "--lease", LEASE)
+    call = ToolCall.create("jobs_run", {"n": 3}, timeout=30, idempotency_key="job-3")
+    pending = asyncio.create_task(client.call("jobs", call))
+
+    await wait_until(lambda: len(lines(Path(f"{effects}.started"))) == 1)
+    first.send_signal(signal.SIGKILL)
+    await first.wait()
+    second = await start_worker(rabbit, db, effects, "--lease", LEASE)
+    try:
+        result = await pending
+        again = await client.call(
+            "jobs", ToolCall.create("jobs_run", {}, timeout=10, idempotency_key="job-3")
+        )
+    finally:
+        second.kill()
+        await second.wait()
+
+    assert result.is_error and "may or may not have happened" in result.text, result.text
+    assert len(lines(Path(f"{effects}.started"))) == 1  # the second worker did not run it
+    assert again.replayed and again.text == result.text  # that answer is the key's one result
+
+
+async def test_redelivery_waits_for_the_result_while_the_first_worker_still_runs(
+    rabbit: Network, db: Database, tmp_path: Path
+) -> None:
+    effects = tmp_path / "effects"
+    client = await rabbit.bus()
+    client.known_agents.add("jobs")
+    first = await start_worker(rabbit, db, effects, "--work", "2", "--lease", LEASE)
+    second = await start_worker(rabbit, db, effects, "--work", "2", "--lease", LEASE)
+    try:
+        once = ToolCall.create("jobs_run", {}, timeout=30, idempotency_key="job-4")
+        twice = ToolCall.create("jobs_run", {}, timeout=30, idempotency_key="job-4")
+        results = await asyncio.gather(client.call("jobs", once), client.call("jobs", twice))
+    finally:
+        for worker in (first, second):
+            worker.kill()
+            await worker.wait()
+
+    assert lines(effects) == ["done job-4"]  # the lease outlived 1.5 s by renewal: the other one waited
+    assert len(lines(Path(f"{effects}.started"))) == 1
+    assert sorted(r.replayed for r in results) == [False, True]
+    assert results[0].text == results[1].text
 
 
 async def test_worker_killed_after_storing_returns_the_stored_result(

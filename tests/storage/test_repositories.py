@@ -88,3 +88,18 @@ async def test_token_and_reminder_id_prefixes_are_literal(db: Database, pattern:
     await reminders.create(user_id="ann", channel="cli", thread_id=None, text="stretch", due_at=due)
     with pytest.raises(NotFoundError):
         await reminders.cancel("ann", pattern)
+
+
+async def test_a_fact_stored_with_a_call_key_is_stored_once(db: Database) -> None:
+    memories = MemoryRepository(db.sessionmaker)
+    old, _ = await memories.remember(user_id="ann", content="my editor is vim", subject="editor")
+    first, replaced = await memories.remember(
+        user_id="ann", content="my editor is helix", subject="editor", call_key="turn-1"
+    )
+    again, replaced_again = await memories.remember(
+        user_id="ann", content="my editor is helix", subject="editor", call_key="turn-1"
+    )
+    assert again.id == first.id and [r.id for r in replaced_again] == [r.id for r in replaced] == [old.id]
+    async with db.sessionmaker() as session:
+        rows = (await session.scalars(select(Memory).where(Memory.content == "my editor is helix"))).all()
+    assert len(rows) == 1

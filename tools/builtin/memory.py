@@ -126,6 +126,7 @@ REMEMBER = ToolDefinition(
     output_model=RememberResult,
     risk=Risk.WRITE,
     embeds=True,
+    repeatable=True,
 )
 RECALL = ToolDefinition(
     name="memory_recall",
