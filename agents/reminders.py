@@ -52,7 +52,12 @@ class RemindersAgent(Agent):
 
     async def create(self, args: ReminderCreateInput, ctx: CallContext) -> ReminderCreated:
         record = await self.reminders.create(
-            user_id=ctx.user, channel=ctx.channel, thread_id=ctx.thread, text=args.text, due_at=args.due
+            user_id=ctx.user,
+            channel=ctx.channel,
+            thread_id=ctx.thread,
+            text=args.text,
+            due_at=args.due,
+            call_key=ctx.idempotency_key or None,
         )
         self._wake.set()
         return ReminderCreated(reminder=_info(record))

@@ -351,9 +351,12 @@ class Reminder(Base):
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(20), default="pending")
     fired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    call_key: Mapped[str | None] = mapped_column(String(200))
+    """The idempotency key of the call that created it: running that call again finds it."""
     created_at: Mapped[datetime] = _created()
     __table_args__ = (
         Index("ix_reminders_due_pending", "due_at", postgresql_where=sql_text("status = 'pending'")),
+        Index("ux_reminders_call_key", "call_key", unique=True),
     )
 
 

@@ -18,10 +18,30 @@ class ReminderRepository:
         self._sessionmaker = sessionmaker
 
     async def create(
-        self, *, user_id: str, channel: str, thread_id: str | None, text: str, due_at: datetime
+        self,
+        *,
+        user_id: str,
+        channel: str,
+        thread_id: str | None,
+        text: str,
+        due_at: datetime,
+        call_key: str | None = None,
     ) -> ReminderRecord:
+        """A pending reminder; with ``call_key`` (the creating call's idempotency key) it is created once:
+        called again with the same key, it returns the reminder created then."""
+        if call_key is not None:
+            async with self._sessionmaker() as session:
+                earlier = await session.scalar(select(Reminder).where(Reminder.call_key == call_key))
+                if earlier is not None:
+                    return ReminderRecord.model_validate(earlier)
         row = Reminder(
-            user_id=user_id, channel=channel, thread_id=thread_id, text=text, due_at=due_at, status="pending"
+            user_id=user_id,
+            channel=channel,
+            thread_id=thread_id,
+            text=text,
+            due_at=due_at,
+            status="pending",
+            call_key=call_key,
         )
         async with self._sessionmaker() as session, session.begin():
             session.add(row)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -11,6 +12,7 @@ from storage import ConflictError, Database, NotFoundError
 from storage.approvals import ApprovalRepository
 from storage.memory import MemoryRepository
 from storage.models import Approval, Memory
+from storage.reminders import ReminderRepository
 
 
 async def test_an_expired_approval_reads_expired_and_cannot_be_approved(db: Database) -> None:
@@ -103,3 +105,16 @@ async def test_a_fact_stored_with_a_call_key_is_stored_once(db: Database) -> Non
     async with db.sessionmaker() as session:
         rows = (await session.scalars(select(Memory).where(Memory.content == "my editor is helix"))).all()
     assert len(rows) == 1
+
+
+async def test_a_reminder_created_with_a_call_key_is_created_once(db: Database) -> None:
+    reminders = ReminderRepository(db.sessionmaker)
+    due = datetime.now(UTC) + timedelta(hours=1)
+    made = [
+        await reminders.create(
+            user_id="ann", channel="web", thread_id=None, text="stretch", due_at=due, call_key="turn-2"
+        )
+        for _ in range(2)
+    ]
+    assert made[0].id == made[1].id
+    assert [r.text for r in await reminders.pending("ann")] == ["stretch"]

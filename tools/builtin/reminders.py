@@ -83,6 +83,7 @@ CREATE = ToolDefinition(
     input_model=ReminderCreateInput,
     output_model=ReminderCreated,
     risk=Risk.WRITE,
+    repeatable=True,
 )
 LIST = ToolDefinition(
     name="reminders_list",

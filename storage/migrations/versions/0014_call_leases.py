@@ -4,7 +4,7 @@ A side-effecting tool call claims its idempotency key here before its handler ac
 with the stored result: a redelivery that finds a live lease waits for that result instead of acting
 again, and one that finds it expired (its worker died mid-call) takes over. ``memories.call_key`` keys a
 remembered fact by the call that stored it, so running ``memory_remember`` again after a takeover finds
-the fact instead of storing it twice.
+the fact instead of storing it twice; ``reminders.call_key`` does the same for ``reminders_create``.
 
 Revision ID: 0014
 Revises: 0013
@@ -33,9 +33,13 @@ def upgrade() -> None:
     )
     op.add_column("memories", sa.Column("call_key", sa.String(length=200), nullable=True))
     op.create_index("ux_memories_call_key", "memories", ["call_key"], unique=True)
+    op.add_column("reminders", sa.Column("call_key", sa.String(length=200), nullable=True))
+    op.create_index("ux_reminders_call_key", "reminders", ["call_key"], unique=True)
 
 
 def downgrade() -> None:
+    op.drop_index("ux_reminders_call_key", table_name="reminders")
+    op.drop_column("reminders", "call_key")
     op.drop_index("ux_memories_call_key", table_name="memories")
     op.drop_column("memories", "call_key")
     op.drop_table("call_leases")
