@@ -35,12 +35,14 @@ class LeasePolicy:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """The answer to a claim on a key: ours (``taken_over`` when it replaced an expired lease, whose call
-    was cut off mid-run), or another worker's live lease that ends in ``wait`` seconds unless renewed."""
+    """The answer to a claim on a key: the result stored under it already (``stored``: nothing to run);
+    ours (``taken_over`` when it replaced an expired lease, whose call was cut off mid-run); or another
+    worker's live lease that ends in ``wait`` seconds unless renewed."""
 
     ours: bool
     taken_over: bool = False
     wait: float = 0.0
+    stored: dict[str, Any] | None = None
 
 
 @runtime_checkable
@@ -61,7 +63,8 @@ class ResultStore(Protocol):
         ...
 
     async def claim(self, key: str, tool: str, holder: str, seconds: float) -> Claim:
-        """Lease ``key`` to ``holder`` for ``seconds`` unless another holder's lease is still live."""
+        """The result stored under ``key``, if any; else lease ``key`` to ``holder`` for ``seconds`` unless
+        another holder's lease is still live."""
         ...
 
     async def renew(self, key: str, holder: str, seconds: float) -> bool:
@@ -97,7 +100,9 @@ class MemoryResultStore:
         return self._results.setdefault(key, result)  # atomic: no await between check and set
 
     async def claim(self, key: str, tool: str, holder: str, seconds: float) -> Claim:
-        """Lease ``key`` to ``holder`` unless another holder's lease is live."""
+        """The stored result, or a lease on ``key`` for ``holder`` unless another holder's is live."""
+        if key in self._results:
+            return Claim(ours=False, stored=self._results[key])
         now = time.monotonic()
         lease = self._leases.get(key)
         if lease is None:

@@ -156,7 +156,7 @@ async def _run_once(
     the lease; the first stored result wins)."""
     key = call.idempotency_key
     try:
-        stored = await store.get(key) or await _claim(call, store, lease)
+        stored = await _claim(call, store, lease)
     except Exception as err:
         log.exception("result store unavailable for %s", call.call_id)
         return _failure(call, err, agent, policy, what="the result store failed")
@@ -185,10 +185,13 @@ async def _run_once(
 
 
 async def _claim(call: ToolCall, store: ResultStore, lease: LeasePolicy) -> Claim | dict[str, Any]:
-    """Our lease on the call's key, or the result another worker stored while we waited for its lease."""
+    """Our lease on the call's key, or the result stored under it (before, or while we waited for another
+    worker's lease)."""
     key = call.idempotency_key
     while True:
         claim = await store.claim(key, call.tool, lease.holder, lease.seconds)
+        if claim.stored is not None:
+            return claim.stored
         if claim.ours:
             return claim
         # Another worker runs it now: wait for its result, or for its lease to lapse (the deadline of the
@@ -199,9 +202,6 @@ async def _claim(call: ToolCall, store: ResultStore, lease: LeasePolicy) -> Clai
             stored = await store.get(key)
             if stored is not None:
                 return stored
-        stored = await store.get(key)
-        if stored is not None:
-            return stored
 
 
 @contextlib.asynccontextmanager

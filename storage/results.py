@@ -44,8 +44,8 @@ class PostgresResultStore:
         return stored
 
     async def claim(self, key: str, tool: str, holder: str, seconds: float) -> Claim:
-        """Lease ``key`` to ``holder`` for ``seconds`` unless another holder's lease is live; an expired
-        lease of another holder is taken over."""
+        """The result stored under ``key``, if any; else lease ``key`` to ``holder`` for ``seconds`` unless
+        another holder's lease is live (an expired lease is taken over). One transaction."""
         until = func.now() + timedelta(seconds=seconds)
         fresh = (
             insert(CallLease)
@@ -54,6 +54,9 @@ class PostgresResultStore:
             .returning(CallLease.key)
         )
         async with self._sessionmaker() as session, session.begin():
+            stored = await session.scalar(select(ToolResultRow.result).where(ToolResultRow.key == key))
+            if stored is not None:
+                return Claim(ours=False, stored=stored)
             if await session.scalar(fresh) is not None:
                 return Claim(ours=True)
             row = (

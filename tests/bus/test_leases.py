@@ -41,13 +41,18 @@ async def test_renewal_keeps_a_lease_past_its_length(stores: ResultStore) -> Non
     assert not (await stores.claim("k2", "jobs_run", "worker-b", 0.4)).ours
 
 
-async def test_storing_the_result_or_releasing_ends_the_lease(stores: ResultStore) -> None:
+async def test_a_stored_result_ends_the_lease_and_answers_every_later_claim(stores: ResultStore) -> None:
     assert (await stores.claim("k3", "jobs_run", "worker-a", 30)).ours
-    await stores.put("k3", "jobs_run", {"call_id": "c3", "result": {"content": []}})
-    fresh = await stores.claim("k3", "jobs_run", "worker-b", 30)
-    assert fresh.ours and not fresh.taken_over  # nobody died: the result ended the lease
+    result = {"call_id": "c3", "result": {"content": []}}
+    await stores.put("k3", "jobs_run", result)
+    later = await stores.claim("k3", "jobs_run", "worker-b", 30)
+    assert later.stored == result and not later.ours
 
-    await stores.release("k3", "worker-a")  # not worker-a's any more: nothing happens
-    assert not (await stores.claim("k3", "jobs_run", "worker-c", 30)).ours
-    await stores.release("k3", "worker-b")
-    assert (await stores.claim("k3", "jobs_run", "worker-c", 30)).ours
+
+async def test_releasing_ends_only_the_holders_own_lease(stores: ResultStore) -> None:
+    assert (await stores.claim("k4", "jobs_run", "worker-a", 30)).ours
+    await stores.release("k4", "worker-b")  # not worker-b's: nothing happens
+    assert not (await stores.claim("k4", "jobs_run", "worker-c", 30)).ours
+    await stores.release("k4", "worker-a")
+    fresh = await stores.claim("k4", "jobs_run", "worker-c", 30)
+    assert fresh.ours and not fresh.taken_over  # a released lease is no sign of a cut-off call
