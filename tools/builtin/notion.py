@@ -136,6 +136,7 @@ SYNC = ToolDefinition(
     output_model=NotionSyncResult,
     risk=Risk.WRITE,
     embeds=True,
+    repeatable=True,  # a sync imports what changed since the last one: run again, it finds nothing new
 )
 CREATE_PAGE = ToolDefinition(
     name="notion_create_page",

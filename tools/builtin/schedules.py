@@ -356,6 +356,7 @@ ENABLE = ToolDefinition(
     input_model=ScheduleNameInput,
     output_model=ScheduleChanged,
     risk=Risk.WRITE,
+    repeatable=True,  # sets a state: setting it twice is setting it once
 )
 DISABLE = ToolDefinition(
     name="schedules_disable",
@@ -364,6 +365,7 @@ DISABLE = ToolDefinition(
     input_model=ScheduleNameInput,
     output_model=ScheduleChanged,
     risk=Risk.WRITE,
+    repeatable=True,
 )
 HISTORY = ToolDefinition(
     name="schedules_history",
