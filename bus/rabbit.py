@@ -115,6 +115,12 @@ class _Pending:
     agent: str
     sent: bool = False
     awaiting_worker: bool = False
+    lost: bool = False
+    """The connection went down after the call was sent; it is sent again once the connection is back."""
+
+
+class _LinkLost(BusUnavailable):
+    """The connection to the broker went down while a call was sent or under way."""
 
 
 def safe_url(url: str) -> str:
@@ -264,11 +270,24 @@ class RabbitBus(Bus):
                     await self.declare_agent(agent)
                 if self._served_until.get(agent, 0.0) < time.monotonic():
                     await self._await_consumer(agent, pending)
-                await self._send_call(agent, call, body, correlation_id, pending)
-                return await pending.future
+                while True:
+                    try:
+                        await self._send_call(agent, call, body, correlation_id, pending)
+                        return await pending.future
+                    except _LinkLost:
+                        # Send it again under the same idempotency key once the robust connection is back:
+                        # a worker answers a second delivery with the stored result, or waits for the
+                        # first one's lease, so the call still acts once.
+                        pending.future = asyncio.get_running_loop().create_future()
+                        pending.sent, pending.lost = False, True
+                        await asyncio.sleep(0.05)  # the channel may still look ready: never a busy loop
+                        await self._ready_channel().ready()
+                        log.info("sending %s to %s again after the connection came back", call.call_id, agent)
         except TimeoutError as err:
             if pending.awaiting_worker:
                 raise self._no_worker(agent) from err
+            if pending.lost:
+                raise self._lost(call, agent, "while it was under way and did not come back in time") from err
             if not pending.sent:
                 raise BusUnavailable(
                     f"The message broker at {safe_url(self.url)} was not reachable before the deadline; "
@@ -377,7 +396,7 @@ class RabbitBus(Bus):
             raise BusUnavailable(f"The broker did not accept the call of {call.tool} for agent {agent}.")
 
     def _lost(self, call: ToolCall, agent: str, when: str) -> BusUnavailable:
-        return BusUnavailable(
+        return _LinkLost(
             f"The connection to the message broker was lost {when}: {call.tool} on agent {agent} may or "
             f"may not have run. Call again with idempotency key {call.idempotency_key!r} to get its "
             "result without running it twice."
