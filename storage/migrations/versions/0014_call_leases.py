@@ -3,8 +3,8 @@
 A side-effecting tool call claims its idempotency key here before its handler acts, and the lease goes
 with the stored result: a redelivery that finds a live lease waits for that result instead of acting
 again, and one that finds it expired (its worker died mid-call) takes over. ``memories.call_key`` keys a
-remembered fact by the call that stored it, so running ``memory_remember`` again after a takeover finds
-the fact instead of storing it twice; ``reminders.call_key`` does the same for ``reminders_create``.
+remembered fact by the call that stored it, so remembering it again after a takeover finds the fact
+instead of storing it twice; ``reminders.call_key`` does the same for a created reminder.
 
 Revision ID: 0014
 Revises: 0013
