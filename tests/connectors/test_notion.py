@@ -4,6 +4,7 @@ notion-client against a local server speaking the Notion API, on the real databa
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -224,7 +225,8 @@ async def test_write_back_splits_at_limits_and_conflicts_make_a_new_page(
 
             # Edited in Notion since the last sync, and local text for it: Notion wins, the text goes to a
             # new page under it, and the conflict is reported and counted.
-            notion.edit(plan, [block("paragraph", "Ship on Monday.")], notion.later(60 * 24 * 30))
+            # (an hour from now: after the append above, which the server stamps with today's time)
+            notion.edit(plan, [block("paragraph", "Ship on Monday.")], datetime.now(UTC) + timedelta(hours=1))
             clash = await _call(rt, notion_tools.APPEND, {"page": plan, "content": "Friday is fine."})
             assert clash.ok and "changed in Notion" in clash.structured["conflict"]
             assert notion.text_of(plan) == [("paragraph", "Ship on Monday.")]
