@@ -211,7 +211,9 @@ class RabbitBus(Bus):
             await subscription._close()
         self._fail_pending("The bus was closed before the result arrived.", only_sent=False)
         if self._connection is not None:
-            await self._connection.close()
+            with contextlib.suppress(*_LINK_ERRORS, TimeoutError):
+                async with asyncio.timeout(5):
+                    await self._connection.close()
         self._connection = self._channel = None
         self._agents.clear()
 
@@ -702,8 +704,11 @@ class _RabbitServing(Serving):
             return
         self._stopping = True
         if self._queue is not None and self._tag is not None:
+            # A robust channel waits for the connection to come back before its own timeout applies: the
+            # outer one keeps a stop from hanging while the broker is away (then nothing is left to cancel).
             with contextlib.suppress(*_LINK_ERRORS, TimeoutError):
-                await self._queue.cancel(self._tag, timeout=5)
+                async with asyncio.timeout(5):
+                    await self._queue.cancel(self._tag, timeout=5)
         if drain and grace is not None and self._inflight:
             _, late = await asyncio.wait(set(self._inflight), timeout=grace)
             if late:
@@ -714,8 +719,9 @@ class _RabbitServing(Serving):
             for task in self._inflight:
                 task.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)
-        with contextlib.suppress(*_LINK_ERRORS):
-            await channel.close()
+        with contextlib.suppress(*_LINK_ERRORS, TimeoutError):
+            async with asyncio.timeout(5):
+                await channel.close()
         self._channel = None
         self.bus._servings.discard(self)
 
@@ -748,10 +754,11 @@ class _RabbitSubscription(Subscription):
         queue, self._queue = self._queue, None
         channel = self.bus._channel
         with contextlib.suppress(*_LINK_ERRORS, TimeoutError):
-            if self._tag is not None:
-                await queue.cancel(self._tag, timeout=5)
-            if channel is not None:
-                await channel.queue_delete(queue.name, timeout=5)
+            async with asyncio.timeout(5):  # see _RabbitServing.stop: robust calls wait for the broker first
+                if self._tag is not None:
+                    await queue.cancel(self._tag, timeout=5)
+                if channel is not None:
+                    await channel.queue_delete(queue.name, timeout=5)
 
 
 async def delete_topology(url: str, topology: Topology, agents: Iterable[str]) -> None:
