@@ -95,8 +95,9 @@ class Settings(BaseSettings):
         default=30.0,
         ge=0,
         le=600,
-        description="Seconds a stopping worker (SIGTERM) gives its calls under way to finish; calls still "
-        "running then are abandoned unacknowledged, so the broker hands them to another replica.",
+        description="Seconds a stopping worker (SIGTERM) gives its calls under way to finish, and a stopping "
+        "web server its chat turns under way; calls still running then are abandoned unacknowledged, so "
+        "the broker hands them to another replica.",
     )
     worker_concurrency: int = Field(default=8, ge=1, description="Calls an agent serves at once (prefetch).")
     agents_in_process: bool = Field(

@@ -43,7 +43,7 @@ from assistant.web.render import (
     show_pending_approvals,
     status_table,
 )
-from assistant.web.server import chat_history, kommandant, runtime, web_auth, web_sessions
+from assistant.web.server import chat_history, kommandant, runtime, turn_gate, web_auth, web_sessions
 from assistant.web.sessions import SESSION_CLAIM, request_token, socket_token
 from assistant.web.uploads import ingest_uploads, uploaded_files
 from tools.builtin import approvals as approval_tools
@@ -69,6 +69,8 @@ NOT_ALLOWED = (
     "You are signed in as {user}, but that account no longer exists or a password is now required. "
     "Log out (top right) and sign in again."
 )
+STOPPING = "The server is stopping for a moment: send that again when the page has reconnected."
+"""The reply to a message that arrives while the server finishes its turns under way (SIGTERM)."""
 SESSION_ENDED = (
     "Your login has ended (you logged out, or your account, password or role changed). "
     "Reload the page and sign in again."
@@ -288,6 +290,9 @@ async def on_chat_end() -> None:
 
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
+    if not turn_gate().admit():  # a stopping server finishes the turns it admitted before it closes
+        await cl.Message(content=STOPPING).send()
+        return
     identity = await _current_identity()
     if identity is None:
         return
@@ -360,6 +365,9 @@ async def on_suggestion(action: cl.Action) -> None:
     if identity is None or not text:
         return
     cl.user_session.set(IDENTITY_KEY, identity)
+    if not turn_gate().admit():
+        await cl.Message(content=STOPPING).send()
+        return
     message = cl.Message(content=text, author=identity.user, type="user_message")
     await message.send()
     await render_turn(runtime(), message)

@@ -41,12 +41,15 @@ if TYPE_CHECKING:
     from assistant.web.history import KommandantDataLayer
     from assistant.web.login import LoginGuard
     from assistant.web.sessions import WebSessions
+    from assistant.web.shutdown import TurnGate
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHAT_PATH = "/chat"
 OAUTH_FORM_POST_CALLBACK = f"{CHAT_PATH}/auth/oauth/azure-ad-hybrid/callback"
 """Chainlit's one sign-in route that the provider's page posts to (from its own origin)."""
+STARTUP_FAILURE = 3
+"""Exit status when the server did not start (uvicorn's own)."""
 SOCKET_MAX_BYTES = 8 * 1024 * 1024
 """Largest Socket.IO message; above Engine.IO's 1 MB default so an over-long chat message reaches the
 Kommandant and gets a clear reply instead of a silently dropped connection."""
@@ -56,6 +59,7 @@ _auth: WebAuth | None = None
 _history: KommandantDataLayer | None = None
 _sessions: WebSessions | None = None
 _logins: LoginGuard | None = None
+_turns: TurnGate | None = None
 
 
 def runtime() -> Runtime:
@@ -77,6 +81,13 @@ def web_sessions() -> WebSessions:
     if _sessions is None:
         raise RuntimeError("Kommandant is still starting")
     return _sessions
+
+
+def turn_gate() -> TurnGate:
+    """The chat turns under way in this process (set by the app's lifespan; closed when it stops)."""
+    if _turns is None:
+        raise RuntimeError("Kommandant is still starting")
+    return _turns
 
 
 def web_auth() -> WebAuth:
@@ -118,13 +129,14 @@ def create_app(settings: Settings) -> FastAPI:
         open_sessions,
         session_lifetime,
     )
+    from assistant.web.shutdown import TurnGate
     from storage.web_accounts import WebAccountRepository
 
     auth_secret = ensure_auth_secret(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        global _runtime, _auth, _sessions, _logins
+        global _runtime, _auth, _sessions, _logins, _turns
         async with Runtime(settings, warm_embeddings=True, scheduler=True) as rt:
             assert rt.services is not None
             database = rt.services.database
@@ -132,6 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
             _auth = WebAuth(settings, WebAccountRepository(database.sessionmaker))
             _sessions, _logins = open_sessions(settings, database.sessionmaker, auth_secret)
             sweep = asyncio.create_task(close_ended_sockets(_sessions), name="close-ended-sockets")
+            _turns = TurnGate()
             _runtime = rt
             shown = "127.0.0.1" if settings.host in WILDCARD_HOSTS else settings.host  # 0.0.0.0 is no name
             log.info("Kommandant is ready at http://%s:%s%s", shown, settings.port, CHAT_PATH)
@@ -321,11 +334,15 @@ class OfflinePageMiddleware:
 
 
 def serve(settings: Settings) -> None:
-    """Run the web server until Ctrl-C; the lifespan stops agents and the database cleanly."""
+    """Run the web server until Ctrl-C or SIGTERM: it stops listening, finishes the chat turns under way
+    (up to ``worker_stop_grace`` s, see ``assistant.web.shutdown``), then the lifespan stops agents and
+    the database cleanly."""
     import uvicorn
 
+    from assistant.web.shutdown import DrainingServer
+
     app = create_app(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -334,3 +351,7 @@ def serve(settings: Settings) -> None:
         proxy_headers=False,  # create_app trusts KOMMANDANT_TRUSTED_PROXIES only, not 127.0.0.1
         log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,  # json: ours
     )
+    server = DrainingServer(config, gate=lambda: _turns, grace=settings.worker_stop_grace)
+    server.run()
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
