@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ from voice import (
     normalize_transcript,
     template_vocabulary,
 )
+from voice.hypotheses import Rank, Understanding, choose_reading, meaning_of
 
 if TYPE_CHECKING:
     from assistant.kommandant import Kommandant
@@ -129,6 +131,14 @@ class VoiceTurns:
     ) -> AsyncIterator[Heard | Event]:
         """The spoken entrance: ``Heard`` first, then the turn's events (with the read-back of an unsure
         command and approvals, as for typed text); a clear reply when no speech was heard."""
+        likeliest = transcript.text
+        transcript = await choose_reading(
+            transcript,
+            lambda reading: self.understand(reading, user=user, role=role, channel=channel, thread=thread),
+        )
+        # A command from a reading Whisper found less likely than another is never acted on unasked: a
+        # write is read back first, whatever the confidence in its own words.
+        confidence = transcript.confidence if transcript.text == likeliest else 0.0
         text = normalize_transcript(transcript.text)
         yield Heard(transcript, text)
         if not text:
@@ -142,11 +152,24 @@ class VoiceTurns:
             channel=channel,
             thread=thread,
             role=role,
-            speech_confidence=transcript.confidence,
+            speech_confidence=confidence,
             llm_model=llm_model,
         )
         async for event in self.kommandant.handle(turn):
             yield event
+
+    async def understand(
+        self, text: str, *, user: str, role: Role, channel: str, thread: str | None = None
+    ) -> Understanding:
+        """What this turn would make of one reading of the speech (for ``choose_reading``): commands in the
+        words as heard, commands only a correction reaches, or none."""
+        turn = Turn(text=text, user=user, channel=channel, thread=thread, role=role)
+        matches = await self.kommandant.recognize(turn)
+        rank = Rank.HEARD
+        if not matches:
+            matches = await self.kommandant.recognize(replace(turn, speech_confidence=1.0))
+            rank = Rank.CORRECTED if matches else Rank.NONE
+        return Understanding(rank, meaning_of((m.tool, m.arguments) for m in matches))
 
     async def handle_audio(
         self,

@@ -71,6 +71,9 @@ ARTICLES = frozenset({"a", "the", "that", "this"})
 heard for another is no change of the sentence, and one heard where the sentence has none costs only
 ``EXTRA_ARTICLE``."""
 EXTRA_ARTICLE = 0.3
+PREPOSITIONS = frozenset({"of", "on", "in", "at", "for", "to", "from", "about", "with", "by"})
+"""Short function words recognisers swap for one another too; one heard for another is no change of the
+sentence (it still costs its sound distance)."""
 SPLIT_WORD = 0.3
 SPLIT_SOUND = 0.3
 """A template word heard as two words ("cancel" as "can solve", "backup" as "back up") costs ``SPLIT_WORD``
@@ -357,7 +360,7 @@ class _Search:
             explained += fit[0]
             template_words += fit[1]
             template_heard += fit[2]
-            changed += kind in ("", "split") and len(said) == 1 and word_distance(said[0], "".join(heard)) > 0
+            changed += kind in ("", "split") and len(said) == 1 and _changes(said[0], "".join(heard))
             state = previous
         lead = state[1]  # words skipped before the sentence began
         anchors = len(self.words) - free - tail - lead
@@ -392,6 +395,15 @@ class _Search:
         # a live name: as close as it sounds, per word of it; names are content words
         closeness = _closeness(name_distance(said, heard) / len(said))
         return closeness * len(heard), len(said), closeness * len(said)
+
+
+def _changes(expected: str, heard: str) -> bool:
+    """Whether hearing ``heard`` for the template word ``expected`` changes the sentence: not for an
+    article heard for another (``word_distance``), nor for a preposition heard for another ("the status
+    on the backup bot"), which recognisers swap as freely and which say nothing of what is asked."""
+    if expected in PREPOSITIONS and heard in PREPOSITIONS:
+        return False
+    return word_distance(expected, heard) > 0
 
 
 def _closeness(distance: float) -> float:

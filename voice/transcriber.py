@@ -18,7 +18,7 @@ from voice import models
 from voice.audio import SAMPLE_RATE, Samples, duration, to_pcm16
 from voice.bias import Bias
 from voice.config import VoiceConfig
-from voice.transcript import Transcript, Word
+from voice.transcript import Hypothesis, Transcript, Word
 
 __all__ = ["Transcriber", "VoskTranscriber", "WhisperTranscriber"]
 
@@ -48,9 +48,25 @@ class WhisperTranscriber:
         return await asyncio.to_thread(self.transcribe_sync, samples, bias=bias)
 
     def transcribe_sync(self, samples: Samples, *, bias: Bias | None = None) -> Transcript:
-        """Recognise ``samples`` here (blocking): for threads and benchmarks."""
+        """Recognise ``samples`` here (blocking): for threads and benchmarks.
+
+        A command (no word timings, at most one 30 s window of speech) is decoded once into Whisper's best
+        readings (``Transcript.alternatives``); anything else by ``WhisperModel.transcribe``, segment by
+        segment (words timed when ``config.word_timings``)."""
         started = time.perf_counter()
         prompt = bias.prompt() if bias is not None and self.config.bias else None
+        if not self.config.word_timings:
+            readings = best_readings(self.model, samples, self.config, self.language, prompt)
+            if readings is not None:
+                return Transcript(
+                    text=readings[0].text if readings else "",
+                    duration=duration(samples),
+                    engine=self.name,
+                    language=self.language,
+                    timings={"transcribe": time.perf_counter() - started},
+                    probability=readings[0].probability if readings else None,
+                    alternatives=tuple(readings) if len(readings) > 1 else (),
+                )
         segments, info = self.model.transcribe(
             samples,
             language=self.language,
@@ -105,6 +121,76 @@ class WhisperTranscriber:
             chunk_length=window,
         )
         return " ".join(segment.text.strip() for segment in segments).strip()
+
+
+WINDOW_SECONDS = 30
+"""Whisper hears at most this much at once; longer speech is decoded segment by segment."""
+BEST_READINGS = 5
+"""Readings kept from one beam search (at most the beam size): the beams it ends with cost nothing more."""
+NO_SPEECH = 0.6
+LOW_LOG_PROB = -1.0
+REPETITIVE = 2.4
+"""faster-whisper's own thresholds: a window whose no-speech probability is above ``NO_SPEECH`` while its
+reading's mean log-probability is below ``LOW_LOG_PROB`` is silence; a reading whose text compresses more
+than ``REPETITIVE`` (gzip) is a loop ("stop the bot stop the bot …")."""
+
+
+def best_readings(
+    model: Any, samples: Samples, config: VoiceConfig, language: str, prompt: str | None
+) -> list[Hypothesis] | None:
+    """Whisper's best readings of one command, most likely first: the finished beams of one beam search
+    over the speech (Silero VAD drops the silence, as ``transcribe`` does). ``[]`` for silence; None when
+    the speech is longer than one window or every reading loops (then ``WhisperModel.transcribe``, with
+    its segments and temperature fallback, decodes it).
+
+    The same decoding as ``WhisperModel.transcribe`` for one window (timestamps on, the prompt as its
+    previous text, the last feature frame dropped), asking ctranslate2 for all beams instead of one.
+    """
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+    from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
+
+    chunks = get_speech_timestamps(
+        samples, VadOptions(threshold=config.vad_threshold, min_silence_duration_ms=500)
+    )
+    if not chunks:
+        return []
+    speech = np.concatenate(collect_chunks(samples, chunks)[0])
+    if len(speech) > WINDOW_SECONDS * SAMPLE_RATE:
+        return None
+    features = model.feature_extractor(speech)[:, :-1]
+    encoded = model.encode(pad_or_trim(features))
+    tokenizer = Tokenizer(
+        model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language
+    )
+    previous = tokenizer.encode(" " + prompt.strip()) if prompt else []
+    beams = max(1, config.whisper_beam_size)
+    result = model.model.generate(
+        encoded,
+        [model.get_prompt(tokenizer, previous, without_timestamps=False)],
+        beam_size=beams,
+        num_hypotheses=min(BEST_READINGS, beams),
+        return_scores=True,
+        return_no_speech_prob=True,
+        suppress_blank=True,
+        suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+        max_length=model.max_length,
+        max_initial_timestamp_index=50,
+    )[0]
+    readings: list[Hypothesis] = []
+    for tokens, score in zip(result.sequences_ids, result.scores, strict=True):
+        # ctranslate2 scores a beam by its summed log-probability over its length; faster-whisper's mean
+        # counts the end token too
+        log_prob = score * len(tokens) / (len(tokens) + 1)
+        text = tokenizer.decode([t for t in tokens if t < tokenizer.timestamp_begin]).strip()
+        if text and get_compression_ratio(text) <= REPETITIVE:
+            readings.append(Hypothesis(text, math.exp(log_prob)))
+    if not readings:
+        return None
+    if result.no_speech_prob > NO_SPEECH and math.log(readings[0].probability) < LOW_LOG_PROB:
+        return []
+    return readings
 
 
 class VoskTranscriber:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Partial", "Transcript", "Word"]
+__all__ = ["Hypothesis", "Partial", "Transcript", "Word"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +17,15 @@ class Word:
     end: float
     probability: float
     """The recogniser's confidence in this word, 0..1."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hypothesis:
+    """One reading of an utterance among the recogniser's best (Whisper's beams)."""
+
+    text: str
+    probability: float
+    """The mean token probability of this reading, 0..1."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +43,9 @@ class Transcript:
     probability: float | None = None
     """The recogniser's confidence in the whole text, 0..1, when it gave no words (Whisper without word
     timings: the mean token probability)."""
+    alternatives: tuple[Hypothesis, ...] = ()
+    """The recogniser's best readings, most likely first (the first is ``text``); empty when it gave only
+    one. A voice turn may take another when only that one is a command (``voice.hypotheses``)."""
 
     @property
     def confidence(self) -> float | None:

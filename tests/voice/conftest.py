@@ -8,10 +8,11 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,7 @@ COMMANDS = [
 ]
 BOTS = ["backup", "crawler", "mailer"]
 SCHEDULES = ["backup"]
-VOICES = ["piper", "espeak"]
+VOICES = ["piper", "espeak", "espeak-gb"]
 
 
 @dataclass(frozen=True)
@@ -122,14 +123,22 @@ def synthesize_piper(text: str, path: Path) -> None:
         voice.synthesize_wav(text, out)
 
 
-def synthesize_espeak(text: str, path: Path) -> None:
+def synthesize_espeak(text: str, path: Path, variant: str = "en-us") -> None:
     espeak = require_tool("espeak-ng", package="espeak-ng")
-    subprocess.run([espeak, "-v", "en-us", "-s", "120", "-w", str(path), text], check=True)
+    subprocess.run([espeak, "-v", variant, "-s", "120", "-w", str(path), text], check=True)
 
 
-SYNTHESIZERS = {"piper": synthesize_piper, "espeak": synthesize_espeak}
+SYNTHESIZERS: dict[str, Callable[[str, Path], None]] = {
+    "piper": synthesize_piper,
+    "espeak": synthesize_espeak,
+    "espeak-gb": functools.partial(synthesize_espeak, variant="en-gb"),
+}
 
-NEEDS = {"espeak": ("espeak-ng", "espeak-ng"), "opus": ("sox", "sox")}
+NEEDS = {
+    "espeak": ("espeak-ng", "espeak-ng"),
+    "espeak-gb": ("espeak-ng", "espeak-ng"),
+    "opus": ("sox", "sox"),
+}
 """Programs pip cannot install, by the test parameter that uses them: the espeak voice (clips and the
 espeak synthesizer) needs espeak-ng; the Opus file of test_other_formats_decode_like_wav is made by sox."""
 
@@ -168,7 +177,8 @@ class Clips(dict[str, list[Clip]]):
 
 @pytest.fixture(scope="session")
 def clips(voice_dir: Path) -> dict[str, list[Clip]]:
-    """The spoken commands by voice ("piper", "espeak"), made once per session when first used."""
+    """The spoken commands by voice ("piper", "espeak" (en-us), "espeak-gb"), made once per session when
+    first used."""
     folder = voice_dir / "clips"
     folder.mkdir()
     return Clips(folder)
