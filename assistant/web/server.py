@@ -349,9 +349,15 @@ def serve(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         lifespan="on",
         proxy_headers=False,  # create_app trusts KOMMANDANT_TRUSTED_PROXIES only, not 127.0.0.1
+        # After the chat turns (DrainingServer), HTTP requests under way (MCP calls, /api/turns) get the
+        # same grace; an open event stream (/api/events) must not hold the shutdown for ever.
+        timeout_graceful_shutdown=max(1, round(settings.worker_stop_grace)),
         log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,  # json: ours
     )
     server = DrainingServer(config, gate=lambda: _turns, grace=settings.worker_stop_grace)
-    server.run()
+    try:
+        server.run()
+    finally:
+        server.returned.set()
     if not server.started:
         raise SystemExit(STARTUP_FAILURE)

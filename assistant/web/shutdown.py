@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -26,6 +28,10 @@ POLL = 0.1
 FLUSH_TICK = 0.01
 FLUSH_SECONDS = 1.0
 """Longest wait for the sockets to send what finished turns queued."""
+LINGER_SECONDS = 15.0
+"""Longest the process may linger once the server has shut down completely but ``run`` has not returned:
+the loop's teardown joins the default executor's threads with no timeout (Python 3.11), and in about one
+load-test run of four one of them kept a fully stopped server alive."""
 
 
 class TurnGate:
@@ -67,16 +73,25 @@ class TurnGate:
 
 async def flush_sockets(within: float) -> None:
     """Wait until every Socket.IO connection has handed its queued packets to its websocket (the last
-    reply and ``task_end`` of a finished turn), for at most ``within`` seconds: uvicorn's shutdown then
-    closes the websockets after sending what they hold."""
+    reply and ``task_end`` of a finished turn), for at most ``within`` seconds, then close the clients
+    still on long-polling: a pending poll would otherwise hold uvicorn's wait for open HTTP connections
+    until its next ping (25 s). Websockets are uvicorn's to close (closing them here races its own close,
+    which then fails on a socket already closing)."""
     from chainlit.server import sio
 
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if all(socket.queue.empty() for socket in list(sio.eio.sockets.values())):
             await asyncio.sleep(FLUSH_TICK)  # the writer that took the last packet sends it
-            return
+            break
         await asyncio.sleep(FLUSH_TICK)
+    polling = [s for s in list(sio.eio.sockets.values()) if not s.upgraded and not s.upgrading]
+    try:
+        async with asyncio.timeout(within):
+            for client in polling:
+                await client.close(wait=False)
+    except Exception as err:  # they close with the server anyway
+        log.warning("could not close the long-polling chat clients cleanly: %s", err)
 
 
 class DrainingServer(uvicorn.Server):
@@ -86,6 +101,8 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.gate = gate
         self.grace = grace
+        self.returned = threading.Event()
+        """Set by the caller once ``run`` has returned (or raised): the watchdog then stands down."""
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Stop listening, finish the turns under way (up to ``grace`` s; a second Ctrl-C stops the wait),
@@ -103,6 +120,15 @@ class DrainingServer(uvicorn.Server):
                 log.warning("Stopping with %d chat turn(s) still running after %g s", left, self.grace)
             await flush_sockets(FLUSH_SECONDS)
         await super().shutdown(sockets)
+        threading.Thread(target=self._exit_if_lingering, name="linger-watchdog", daemon=True).start()
+
+    def _exit_if_lingering(self) -> None:
+        """Everything is closed (sockets, bus, database): if ``run`` still has not returned after
+        ``LINGER_SECONDS``, a stuck background thread holds the process, so leave without it."""
+        if not self.returned.wait(LINGER_SECONDS):
+            log.warning("The server has stopped, but a background thread did not finish; exiting anyway")
+            logging.shutdown()
+            os._exit(0)
 
 
 __all__ = ["DrainingServer", "TurnGate", "flush_sockets"]

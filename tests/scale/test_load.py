@@ -29,6 +29,7 @@ import pytest_asyncio
 import socketio
 from sqlalchemy import text
 
+from assistant.web.shutdown import LINGER_SECONDS
 from bus import Topology
 from bus.rabbit import delete_topology
 from storage import Database
@@ -456,15 +457,15 @@ async def test_a_stopping_web_server_finishes_the_turn_under_way(stack: Stack) -
     assert finished.tools == {"memory_remember": True}
     assert "4711" in (finished.reply or ""), finished.reply
     # uvicorn's own log (the web runs at INFO): the sockets closed, the lifespan ended, within the grace
-    await stack.web.wait_for_output("Application shutdown complete", within=GRACE + 10)
-    try:
-        async with asyncio.timeout(5):
-            code = await stack.web.process.wait()
-    except TimeoutError:
-        # Seen in about 1 run of 4 after the 60 s load: uvicorn logged "Finished server process" but the
-        # process lingered with its event loop idle. Reported, not hidden: printed and then killed.
-        print("\nthe web server finished its shutdown but its process did not exit within 5 s")
-        stack.web.process.kill()
-        await stack.web.process.wait()
+    # After the 60 s load the lifespan's shutdown has taken up to ~20 s on this 2-core machine (py-spy saw
+    # the loop still rendering a chat turn then); the bound is generous, the reply above is the point.
+    await stack.web.wait_for_output("Application shutdown complete", within=GRACE + 50)
+    # It exits: uvicorn re-raises the SIGTERM it got; or, should a background thread hold the stopped
+    # process (seen in about 1 run of 4 after the 60 s load, before the watchdog), the watchdog exits 0.
+    async with asyncio.timeout(LINGER_SECONDS + 10):
+        code = await stack.web.process.wait()
+    if code == 0:
+        assert "exiting anyway" in stack.web.output(), stack.web.output()
+        print("\nthe web server's process lingered after its shutdown; the watchdog ended it")
         code = -signal.SIGTERM
     assert code == -signal.SIGTERM, stack.web.output()  # uvicorn ends by re-raising the SIGTERM it got
